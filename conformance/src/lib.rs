@@ -1,0 +1,1 @@
+//! The VDI conformance harness.

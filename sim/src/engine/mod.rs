@@ -1,0 +1,3 @@
+//! The simulated SQL Server (DESIGN "The simulated SQL Server").
+
+pub mod tsql;
