@@ -15,6 +15,8 @@ pub mod client;
 #[allow(unsafe_code)]
 pub mod server;
 pub mod engine;
+pub mod pump;
+pub mod reference_client;
 
 pub use client::{ClientVirtualDevice, ClientVirtualDeviceSet, Command};
 pub use server::{ServerBuffer, ServerCommand, ServerCompletion, ServerVirtualDevice, ServerVirtualDeviceSet};
