@@ -1,1 +1,4 @@
-//! The VDI conformance harness.
+//! vdi-conformance: the VDI conformance harness (the h2spec / BoGo of VDI).
+#![forbid(unsafe_code)]
+
+pub mod model;
