@@ -48,14 +48,28 @@ pub struct CaseInfo {
 pub enum Verdict {
     Pass,
     /// A SHOULD was missed.
-    NonStrict { expected: String, actual: String, requirement: String },
-    Fail { expected: String, actual: String, requirement: String },
+    NonStrict {
+        expected: String,
+        actual: String,
+        requirement: String,
+    },
+    Fail {
+        expected: String,
+        actual: String,
+        requirement: String,
+    },
     /// A step did not finish before its deadline; the run went on.
-    Hang { step: String },
+    Hang {
+        step: String,
+    },
     /// The implementation said it does not support the case (exit 89, or the trait said so).
-    Unsupported { reason: String },
+    Unsupported {
+        reason: String,
+    },
     /// Recorded, not judged.
-    Informational { note: String },
+    Informational {
+        note: String,
+    },
 }
 
 impl Verdict {

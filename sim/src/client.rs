@@ -311,7 +311,10 @@ impl ClientSet {
     fn published_names(&self) -> Vec<String> {
         let h = self.header.header();
         let n = (h.devices_published.load(Ordering::Acquire) as usize).min(MAX_DEVICES);
-        h.devices[..n].iter().map(|d| d.load_name().unwrap_or_default()).collect()
+        h.devices[..n]
+            .iter()
+            .map(|d| d.load_name().unwrap_or_default())
+            .collect()
     }
 
     /// Maps the buffer area the server announced and returns its configuration answer.

@@ -6,17 +6,17 @@
 //! [`server`] (the public APIs) ← [`engine`] (the simulated SQL Server).
 #![deny(unsafe_code)]
 
-pub mod vdi;
-pub mod protocol;
-#[allow(unsafe_code)]
-pub mod shm;
 #[allow(unsafe_code)]
 pub mod client;
-#[allow(unsafe_code)]
-pub mod server;
 pub mod engine;
+pub mod protocol;
 pub mod pump;
 pub mod reference_client;
+#[allow(unsafe_code)]
+pub mod server;
+#[allow(unsafe_code)]
+pub mod shm;
+pub mod vdi;
 
 pub use client::{ClientVirtualDevice, ClientVirtualDeviceSet, Command};
 pub use server::{ServerBuffer, ServerCommand, ServerCompletion, ServerVirtualDevice, ServerVirtualDeviceSet};

@@ -70,13 +70,21 @@ pub fn open_when_created(set: &str, wait: Duration) -> VdResult<ServerVirtualDev
 
 /// Configures the set for a backup (`write = true`) or restore and opens every device under
 /// the reference client's names.
-pub fn configure(server: &ServerVirtualDeviceSet, spec: &StreamSpec, write: bool) -> VdResult<Vec<ServerVirtualDevice>> {
+pub fn configure(
+    server: &ServerVirtualDeviceSet,
+    spec: &StreamSpec,
+    write: bool,
+) -> VdResult<Vec<ServerVirtualDevice>> {
     let request = server.get_configuration()?;
     if request.deviceCount != spec.devices {
         server.signal_abort()?;
         return Err(VdError::Invalid);
     }
-    let media = if write { features::VDF_WRITE_MEDIA } else { features::VDF_READ_MEDIA };
+    let media = if write {
+        features::VDF_WRITE_MEDIA
+    } else {
+        features::VDF_READ_MEDIA
+    };
     server.begin_configuration(ConfigParams {
         features: media,
         alignment: 0,
@@ -100,7 +108,11 @@ fn expect_success(c: &crate::server::ServerCompletion, size: u32) -> VdResult<()
 
 /// Streams the pattern out of every device in parallel (one thread per device, like SQL
 /// Server), then Flush and CloseDevice on each.
-pub fn send_stream(server: &ServerVirtualDeviceSet, devices: &[ServerVirtualDevice], spec: &StreamSpec) -> VdResult<()> {
+pub fn send_stream(
+    server: &ServerVirtualDeviceSet,
+    devices: &[ServerVirtualDevice],
+    spec: &StreamSpec,
+) -> VdResult<()> {
     std::thread::scope(|s| {
         let handles: Vec<_> = devices
             .iter()
@@ -181,7 +193,11 @@ pub fn receive_stream(
     })
 }
 
-fn receive_device(server: &ServerVirtualDeviceSet, dev: &ServerVirtualDevice, spec: &StreamSpec) -> Result<u64, String> {
+fn receive_device(
+    server: &ServerVirtualDeviceSet,
+    dev: &ServerVirtualDevice,
+    spec: &StreamSpec,
+) -> Result<u64, String> {
     let device = dev.index() as u32;
     let err = |e: VdError| format!("device {device}: {e}");
     let mut free: Vec<ServerBuffer> = (0..spec.depth)
@@ -212,7 +228,10 @@ fn receive_device(server: &ServerVirtualDeviceSet, dev: &ServerVirtualDevice, sp
         }
         let c = dev.get_completion(spec.timeout_ms).map_err(err)?;
         let Some(pos) = pending.iter().position(|(id, _)| *id == c.completion.id) else {
-            return Err(format!("device {device}: completion for unknown command {}", c.completion.id));
+            return Err(format!(
+                "device {device}: completion for unknown command {}",
+                c.completion.id
+            ));
         };
         let (_, offset) = pending.remove(pos).unwrap_or_default();
         let code = c.completion.completion_code;
@@ -235,7 +254,10 @@ fn receive_device(server: &ServerVirtualDeviceSet, dev: &ServerVirtualDevice, sp
         }
     }
     if received != spec.bytes_per_device {
-        return Err(format!("device {device}: read {received} bytes, expected {}", spec.bytes_per_device));
+        return Err(format!(
+            "device {device}: read {received} bytes, expected {}",
+            spec.bytes_per_device
+        ));
     }
     dev.close_device().map_err(err)?;
     Ok(received)

@@ -139,7 +139,10 @@ pub fn run(opts: &Options, created: impl FnOnce()) -> Result<Report, ClientError
             Err(code) => {
                 let _ = set.signal_abort();
                 let _ = set.close();
-                return Err(ClientError::Vdi { call: "OpenDevice", code });
+                return Err(ClientError::Vdi {
+                    call: "OpenDevice",
+                    code,
+                });
             }
         }
     }
@@ -198,7 +201,12 @@ fn open_store(opts: &Options) -> Result<Vec<File>, ClientError> {
         .map(|i| {
             let path = stripe_path(&opts.store, i);
             let file = match opts.mode {
-                Mode::Backup => OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path),
+                Mode::Backup => OpenOptions::new()
+                    .create(true)
+                    .truncate(true)
+                    .read(true)
+                    .write(true)
+                    .open(&path),
                 Mode::Restore => File::open(&path),
             };
             file.map_err(|e| ClientError::Store(format!("{}: {e}", path.display())))
@@ -247,7 +255,9 @@ fn serve_device(
         };
         report.commands += 1;
         let (code, bytes, position) = execute(&mut file, &mut cmd, &mut report);
-        let own_error = code != completion::ERROR_SUCCESS && !completion::is_end_of_data(code) && code != completion::ERROR_NOT_SUPPORTED;
+        let own_error = code != completion::ERROR_SUCCESS
+            && !completion::is_end_of_data(code)
+            && code != completion::ERROR_NOT_SUPPORTED;
         if let Err(e) = dev.complete_command(&cmd, code, bytes, position) {
             report.ended_with = e.name().to_string();
             return Err(ClientError::Aborted {

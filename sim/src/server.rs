@@ -315,7 +315,9 @@ impl ServerVirtualDeviceSet {
         }
         // A client that died never unlinks its header; clean up after it.
         if set.client_token().state() == PeerState::Dead
-            && h.reclaimed.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            && h.reclaimed
+                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
         {
             shm::unlink(set.header.segment().name());
         }
@@ -454,7 +456,10 @@ impl ServerSet {
                 let checked = self.check(c);
                 if checked.is_err() {
                     // Aborted: outstanding commands were synthesized above or just now.
-                    return lock(&self.machine).poll_completion(index).map(Some).ok_or(VdError::Abort);
+                    return lock(&self.machine)
+                        .poll_completion(index)
+                        .map(Some)
+                        .ok_or(VdError::Abort);
                 }
                 loop {
                     let popped = io.completions.pop(&slot.completions, index, "completion", |s| {
@@ -470,16 +475,23 @@ impl ServerSet {
                         Ok(None) => break,
                         Err(e) => {
                             self.misbehaved(e);
-                            return lock(&self.machine).poll_completion(index).map(Some).ok_or(VdError::Abort);
+                            return lock(&self.machine)
+                                .poll_completion(index)
+                                .map(Some)
+                                .ok_or(VdError::Abort);
                         }
                     };
-                    let handled = lock(&self.machine).handle_completion(index, id, code, bytes, position, Instant::now());
+                    let handled =
+                        lock(&self.machine).handle_completion(index, id, code, bytes, position, Instant::now());
                     match handled {
                         Ok(Some(done)) => return Ok(Some(done)),
                         Ok(None) => continue,
                         Err(e) => {
                             self.misbehaved(e);
-                            return lock(&self.machine).poll_completion(index).map(Some).ok_or(VdError::Abort);
+                            return lock(&self.machine)
+                                .poll_completion(index)
+                                .map(Some)
+                                .ok_or(VdError::Abort);
                         }
                     }
                 }
@@ -489,7 +501,10 @@ impl ServerSet {
                     if fired {
                         *lock(&self.last_error) = Some("serverTimeOut: no progress for two intervals".into());
                         self.publish_abort(abort_reason::SERVER_TIMEOUT);
-                        return lock(&self.machine).poll_completion(index).map(Some).ok_or(VdError::Abort);
+                        return lock(&self.machine)
+                            .poll_completion(index)
+                            .map(Some)
+                            .ok_or(VdError::Abort);
                     }
                 }
                 Ok(None)

@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "vdisim", version, about = "SQL Server VDI emulator (both roles) and conformance harness")]
+#[command(
+    name = "vdisim",
+    version,
+    about = "SQL Server VDI emulator (both roles) and conformance harness"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

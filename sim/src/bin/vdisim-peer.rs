@@ -49,7 +49,11 @@ fn main() -> ExitCode {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
             };
-            let m = if mode == "client-backup" { Mode::Backup } else { Mode::Restore };
+            let m = if mode == "client-backup" {
+                Mode::Backup
+            } else {
+                Mode::Restore
+            };
             let opts = Options::new(m, set, devices, dir);
             match reference_client::run(&opts, || event(&["created"])) {
                 Ok(r) => {
@@ -88,7 +92,8 @@ fn main() -> ExitCode {
 
 fn client_open(set: &str) -> Result<(ClientVirtualDeviceSet, vdisim::ClientVirtualDevice), String> {
     let mut vds = ClientVirtualDeviceSet::new();
-    vds.create_ex(None, set, &VDConfig::request(1, 0)).map_err(|e| e.to_string())?;
+    vds.create_ex(None, set, &VDConfig::request(1, 0))
+        .map_err(|e| e.to_string())?;
     event(&["created"]);
     let cfg = vds.get_configuration(20_000);
     event(&["get-configuration", result_name(&cfg)]);
@@ -121,7 +126,12 @@ fn hold(set: &str, timeout_ms: u32, abort_after: Option<u32>) -> Result<(), Stri
         }
         match dev.get_command(timeout_ms) {
             Ok(cmd) => {
-                event(&["get-command", "NOERROR", &cmd.code().to_string(), &cmd.size().to_string()]);
+                event(&[
+                    "get-command",
+                    "NOERROR",
+                    &cmd.code().to_string(),
+                    &cmd.size().to_string(),
+                ]);
                 let code = match cmd.command() {
                     Some(CommandCode::Write) | Some(CommandCode::Flush) => completion::ERROR_SUCCESS,
                     _ => completion::ERROR_NOT_SUPPORTED,

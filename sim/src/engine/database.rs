@@ -84,9 +84,7 @@ impl DbInfo {
 /// reserved for temp files.
 pub fn validate_name(db: &str) -> Result<(), DbError> {
     let n = db.chars().count();
-    let bad_char = |c: char| {
-        c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
-    };
+    let bad_char = |c: char| c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|');
     if n == 0 || n > MAX_NAME_CHARS || db.starts_with('.') || db.contains("..") {
         return Err(DbError::InvalidName(db.to_owned()));
     }
@@ -319,8 +317,7 @@ impl DataDir {
 
     fn temp_path(&self, db: &str, what: &str) -> PathBuf {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        self.root
-            .join(format!(".{db}{what}{}-{n}", std::process::id()))
+        self.root.join(format!(".{db}{what}{}-{n}", std::process::id()))
     }
 
     /// Creates database `db` of `size_bytes` rounded up to whole pages (at least one) with
@@ -364,9 +361,7 @@ impl DataDir {
         let path = self.path_of(db)?;
         let file = match File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(DbError::NotFound(db.to_owned()))
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(DbError::NotFound(db.to_owned())),
             Err(e) => return Err(e.into()),
         };
         let meta = file.metadata()?;
@@ -382,22 +377,13 @@ impl DataDir {
 
     /// Starts restoring `db` (`size` bytes) into a temp file; the database appears only at
     /// [`RestoreTarget::commit`]. Fails with [`DbError::Exists`] if it exists and `!replace`.
-    pub fn begin_restore(
-        &self,
-        db: &str,
-        size: u64,
-        replace: bool,
-    ) -> Result<RestoreTarget, DbError> {
+    pub fn begin_restore(&self, db: &str, size: u64, replace: bool) -> Result<RestoreTarget, DbError> {
         let dest = self.path_of(db)?;
         if !replace && dest.exists() {
             return Err(DbError::Exists(db.to_owned()));
         }
         let tmp = self.temp_path(db, RESTORING);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&tmp)?;
         let target = RestoreTarget {
             name: db.to_owned(),
             dest,
@@ -520,9 +506,7 @@ fn publish(tmp: &Path, dest: &Path, replace: bool, db: &str) -> Result<(), DbErr
             Ok(()) => {
                 let _ = fs::remove_file(tmp);
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(DbError::Exists(db.to_owned()))
-            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(DbError::Exists(db.to_owned())),
             // File systems without hard links: check, then rename.
             Err(_) if dest.exists() => return Err(DbError::Exists(db.to_owned())),
             Err(_) => fs::rename(tmp, dest)?,
@@ -647,9 +631,7 @@ impl Hasher64 {
     }
 
     fn round(acc: u64, w: u64) -> u64 {
-        acc.wrapping_add(w.wrapping_mul(P2))
-            .rotate_left(31)
-            .wrapping_mul(P1)
+        acc.wrapping_add(w.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
     }
 
     fn stripe(&mut self, s: &[u8]) {
@@ -690,9 +672,7 @@ impl Hasher64 {
             .wrapping_add(d.rotate_left(18))
             .wrapping_add(self.len);
         for &byte in &self.tail {
-            h = (h ^ u64::from(byte).wrapping_mul(P3))
-                .rotate_left(11)
-                .wrapping_mul(P1);
+            h = (h ^ u64::from(byte).wrapping_mul(P3)).rotate_left(11).wrapping_mul(P1);
         }
         splitmix64(&mut h)
     }
@@ -741,14 +721,8 @@ mod tests {
         assert_eq!(validate_name(name), Err(DbError::InvalidName(name.into())));
         assert!(d.path_of(name).is_err());
         assert!(!d.exists(name));
-        assert!(matches!(
-            d.create_database(name, 1),
-            Err(DbError::InvalidName(_))
-        ));
-        assert!(matches!(
-            d.begin_restore(name, 1, true),
-            Err(DbError::InvalidName(_))
-        ));
+        assert!(matches!(d.create_database(name, 1), Err(DbError::InvalidName(_))));
+        assert!(matches!(d.begin_restore(name, 1, true), Err(DbError::InvalidName(_))));
         assert!(d.size_of(name).is_err());
         assert!(d.drop_database(name).is_err());
     }
@@ -799,10 +773,7 @@ mod tests {
     fn create_refuses_existing_and_huge() {
         let (_t, d) = dir();
         d.create_database("db", 1).unwrap();
-        assert_eq!(
-            d.create_database("db", 1),
-            Err(DbError::Exists("db".into()))
-        );
+        assert_eq!(d.create_database("db", 1), Err(DbError::Exists("db".into())));
         assert!(matches!(
             d.create_database("big", u64::MAX),
             Err(DbError::InvalidSize(_))
@@ -825,10 +796,7 @@ mod tests {
         let e = r.read_at(all.len() as u64 - 10, &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert!(r.read_at(u64::MAX, &mut buf).is_err());
-        assert_eq!(
-            d.open_reader("nope").unwrap_err(),
-            DbError::NotFound("nope".into())
-        );
+        assert_eq!(d.open_reader("nope").unwrap_err(), DbError::NotFound("nope".into()));
         assert_eq!(d.info("nope"), Err(DbError::NotFound("nope".into())));
     }
 
@@ -941,12 +909,7 @@ mod tests {
     #[test]
     fn default_location_rules() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| OsString::from(*v))
-            }
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| OsString::from(*v))
         };
         let all = env(&[
             ("VDISIM_DATA", "/data/v"),
@@ -955,31 +918,15 @@ mod tests {
             ("LOCALAPPDATA", "C:\\Users\\u\\AppData\\Local"),
         ]);
         assert_eq!(location_from(&all, false), PathBuf::from("/data/v"));
-        let unix = env(&[
-            ("VDISIM_DATA", ""),
-            ("XDG_DATA_HOME", "/xdg"),
-            ("HOME", "/h"),
-        ]);
-        assert_eq!(
-            location_from(&unix, false),
-            Path::new("/xdg").join("vdisim")
-        );
+        let unix = env(&[("VDISIM_DATA", ""), ("XDG_DATA_HOME", "/xdg"), ("HOME", "/h")]);
+        assert_eq!(location_from(&unix, false), Path::new("/xdg").join("vdisim"));
         let rel = env(&[("XDG_DATA_HOME", "rel"), ("HOME", "/h")]);
-        assert_eq!(
-            location_from(&rel, false),
-            Path::new("/h/.local/share/vdisim")
-        );
+        assert_eq!(location_from(&rel, false), Path::new("/h/.local/share/vdisim"));
         let win = env(&[("LOCALAPPDATA", "L"), ("HOME", "/h")]);
         assert_eq!(location_from(&win, true), Path::new("L").join("vdisim"));
         let none = env(&[]);
-        assert_eq!(
-            location_from(&none, false),
-            std::env::temp_dir().join("vdisim")
-        );
-        assert!(
-            DataDir::default_location().ends_with("vdisim")
-                || std::env::var_os("VDISIM_DATA").is_some()
-        );
+        assert_eq!(location_from(&none, false), std::env::temp_dir().join("vdisim"));
+        assert!(DataDir::default_location().ends_with("vdisim") || std::env::var_os("VDISIM_DATA").is_some());
     }
 
     #[test]

@@ -113,11 +113,7 @@ const fn crc_tables() -> [[u32; 256]; 8] {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
         t[0][i] = c;
@@ -323,9 +319,7 @@ pub enum StreamError {
         part: CorruptPart,
     },
     /// A later block came before an earlier one.
-    #[error(
-        "stripe {stripe}: blocks are out of order (expected block {expected}, found block {found})"
-    )]
+    #[error("stripe {stripe}: blocks are out of order (expected block {expected}, found block {found})")]
     OutOfOrder {
         /// Stripe (device) index.
         stripe: u32,
@@ -601,9 +595,7 @@ impl StreamPlan {
     pub fn stripe_bytes(&self, stripe: u32) -> u64 {
         let n = self.records_on_stripe(stripe);
         let bs = u64::from(self.blocksize);
-        let mut total = n
-            .saturating_mul(u64::from(self.maxtransfersize))
-            .saturating_add(2 * bs);
+        let mut total = n.saturating_mul(u64::from(self.maxtransfersize)).saturating_add(2 * bs);
         if n > 0 && self.total_records > 0 {
             let last = self.total_records - 1;
             if last % u64::from(self.stripes.max(1)) == u64::from(stripe) {
@@ -941,12 +933,7 @@ enum Unit {
     MediaHeader,
     HeaderPad,
     RecordHead,
-    RecordBody {
-        seq: u64,
-        len: u32,
-        crc: u32,
-        skip: bool,
-    },
+    RecordBody { seq: u64, len: u32, crc: u32, skip: bool },
     TrailerPad,
     Done,
 }
@@ -1076,8 +1063,7 @@ impl StripeDecoder {
             Unit::HeaderPad => bs.saturating_sub(MEDIA_HEADER_LEN),
             Unit::RecordHead => RECORD_HEADER_LEN,
             Unit::RecordBody { len, .. } => {
-                round_up(RECORD_HEADER_LEN as u64 + u64::from(len), bs as u64) as usize
-                    - RECORD_HEADER_LEN
+                round_up(RECORD_HEADER_LEN as u64 + u64::from(len), bs as u64) as usize - RECORD_HEADER_LEN
             }
             Unit::TrailerPad => bs - RECORD_HEADER_LEN,
             Unit::Done => 0,
@@ -1131,11 +1117,7 @@ impl StripeDecoder {
                 let pad = plan.blocksize as usize > MEDIA_HEADER_LEN;
                 self.header = Some(h);
                 self.plan = Some(plan);
-                self.unit = if pad {
-                    Unit::HeaderPad
-                } else {
-                    Unit::RecordHead
-                };
+                self.unit = if pad { Unit::HeaderPad } else { Unit::RecordHead };
             }
             Unit::HeaderPad => {
                 if unit.iter().any(|&b| b != 0) {
@@ -1147,12 +1129,7 @@ impl StripeDecoder {
                 self.unit = Unit::RecordHead;
             }
             Unit::RecordHead => self.record_head(unit)?,
-            Unit::RecordBody {
-                seq,
-                len,
-                crc,
-                skip,
-            } => {
+            Unit::RecordBody { seq, len, crc, skip } => {
                 let len = len as usize;
                 let corrupt = |part| StreamError::RecordCorrupt {
                     stripe,
@@ -1297,10 +1274,7 @@ impl StripeDecoder {
             });
         }
         let skip = if sseq < self.next {
-            return Err(StreamError::Duplicate {
-                stripe,
-                sequence: seq,
-            });
+            return Err(StreamError::Duplicate { stripe, sequence: seq });
         } else if sseq > self.next {
             self.gap = Some((self.next, sseq));
             true
@@ -1440,10 +1414,7 @@ impl RestoreVerifier {
         if s.records < expected {
             return Err(StreamError::Missing {
                 stripe,
-                first: s
-                    .records
-                    .saturating_mul(stripes)
-                    .saturating_add(u64::from(stripe)),
+                first: s.records.saturating_mul(stripes).saturating_add(u64::from(stripe)),
                 count: expected - s.records,
             });
         }
@@ -1515,10 +1486,7 @@ mod tests {
                 }
                 assert!(enc.is_done());
                 assert_eq!(out.len() as u64, enc.transfers_total());
-                assert_eq!(
-                    out.iter().map(Vec::len).sum::<usize>() as u64,
-                    enc.bytes_total()
-                );
+                assert_eq!(out.iter().map(Vec::len).sum::<usize>() as u64, enc.bytes_total());
                 out
             })
             .collect()
@@ -1587,10 +1555,7 @@ mod tests {
     fn crc32_matches_known_vectors() {
         assert_eq!(crc32(b""), 0);
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(
-            crc32(b"The quick brown fox jumps over the lazy dog"),
-            0x414F_A339
-        );
+        assert_eq!(crc32(b"The quick brown fox jumps over the lazy dog"), 0x414F_A339);
         let data = db_bytes(1000, 3);
         let mut h = Crc32::new();
         h.update(&data[..3]);
@@ -1633,20 +1598,14 @@ mod tests {
         let pl = plan(&p).unwrap();
         assert_eq!(pl.chunk_size(), 65472);
         assert_eq!(pl.total_records(), 5);
-        assert_eq!(
-            (0..3).map(|s| pl.records_on_stripe(s)).collect::<Vec<_>>(),
-            [2, 2, 1]
-        );
+        assert_eq!((0..3).map(|s| pl.records_on_stripe(s)).collect::<Vec<_>>(), [2, 2, 1]);
         assert_eq!(pl.records_on_stripe(3), 0);
         assert_eq!(pl.record_len(4), 1);
         assert_eq!(pl.record_wire_len(4), 512);
         assert_eq!(pl.stripe_bytes(1), 1024 + 65536 + 512);
         assert_eq!(pl.stripe_bytes(2), 1024 + 65536);
         let t = encode(&p, &db_bytes(p.database_size, 1));
-        assert_eq!(
-            devices(&t).iter().map(Vec::len).sum::<usize>() as u64,
-            pl.total_bytes()
-        );
+        assert_eq!(devices(&t).iter().map(Vec::len).sum::<usize>() as u64, pl.total_bytes());
     }
 
     #[rstest]
@@ -1826,10 +1785,7 @@ mod tests {
         let (_, _, t) = sample();
         let mut d = devices(&t);
         d[1][100] ^= 2;
-        assert!(matches!(
-            err(&d, 4096),
-            StreamError::HeaderCorrupt { stripe: 1, .. }
-        ));
+        assert!(matches!(err(&d, 4096), StreamError::HeaderCorrupt { stripe: 1, .. }));
         let mut d = devices(&t);
         d[0][0] = b'X';
         assert_eq!(err(&d, 4096), StreamError::NotABackup { stripe: 0 });
@@ -1930,10 +1886,7 @@ mod tests {
         t[2].insert(2, copy);
         assert_eq!(
             err(&devices(&t), 4096),
-            StreamError::Duplicate {
-                stripe: 2,
-                sequence: 2
-            }
+            StreamError::Duplicate { stripe: 2, sequence: 2 }
         );
     }
 
@@ -1960,13 +1913,7 @@ mod tests {
             }
         );
         d[0].clear();
-        assert_eq!(
-            err(&d, 4096),
-            StreamError::Truncated {
-                stripe: 0,
-                bytes: 0
-            }
-        );
+        assert_eq!(err(&d, 4096), StreamError::Truncated { stripe: 0, bytes: 0 });
     }
 
     #[test]
@@ -1982,22 +1929,10 @@ mod tests {
         let (_, _, t) = sample();
         let mut d = devices(&t);
         d.swap(0, 1);
-        assert_eq!(
-            err(&d, 4096),
-            StreamError::WrongStripe {
-                expected: 0,
-                found: 1
-            }
-        );
+        assert_eq!(err(&d, 4096), StreamError::WrongStripe { expected: 0, found: 1 });
         let mut d = devices(&t);
         d[2] = d[1].clone(); // the same device named twice
-        assert_eq!(
-            err(&d, 4096),
-            StreamError::WrongStripe {
-                expected: 2,
-                found: 1
-            }
-        );
+        assert_eq!(err(&d, 4096), StreamError::WrongStripe { expected: 2, found: 1 });
     }
 
     #[test]
@@ -2006,10 +1941,7 @@ mod tests {
         t[0][1] = t[1][1].clone();
         assert_eq!(
             err(&devices(&t), 4096),
-            StreamError::WrongStripe {
-                expected: 0,
-                found: 1
-            }
+            StreamError::WrongStripe { expected: 0, found: 1 }
         );
     }
 
@@ -2019,19 +1951,13 @@ mod tests {
         let d = devices(&t);
         assert_eq!(
             err(&d[..2], 4096),
-            StreamError::StripeCountMismatch {
-                backup: 3,
-                restore: 2
-            }
+            StreamError::StripeCountMismatch { backup: 3, restore: 2 }
         );
         let mut more = d.clone();
         more.push(d[0].clone());
         assert_eq!(
             err(&more, 4096),
-            StreamError::StripeCountMismatch {
-                backup: 3,
-                restore: 4
-            }
+            StreamError::StripeCountMismatch { backup: 3, restore: 4 }
         );
     }
 
@@ -2095,15 +2021,9 @@ mod tests {
         v.add_stripe(&summary(2)).unwrap();
         assert_eq!(
             v.add_stripe(&summary(0)),
-            Err(StreamError::Duplicate {
-                stripe: 0,
-                sequence: 0
-            })
+            Err(StreamError::Duplicate { stripe: 0, sequence: 0 })
         );
-        assert_eq!(
-            v.clone().finish(),
-            Err(StreamError::StripeMissing { stripe: 1 })
-        );
+        assert_eq!(v.clone().finish(), Err(StreamError::StripeMissing { stripe: 1 }));
         v.add_stripe(&summary(1)).unwrap();
         let h = v.finish().unwrap();
         assert_eq!(h.database_size, db.len() as u64);
@@ -2217,14 +2137,8 @@ mod tests {
                 backup: 4096,
                 restore: 512,
             },
-            StreamError::StripeCountMismatch {
-                backup: 3,
-                restore: 2,
-            },
-            StreamError::WrongStripe {
-                expected: 3,
-                found: 1,
-            },
+            StreamError::StripeCountMismatch { backup: 3, restore: 2 },
+            StreamError::WrongStripe { expected: 3, found: 1 },
             StreamError::DifferentBackupSet {
                 stripe: 3,
                 expected: 1,
@@ -2249,10 +2163,7 @@ mod tests {
                 first: 17,
                 count: 2,
             },
-            StreamError::Truncated {
-                stripe: 3,
-                bytes: 17,
-            },
+            StreamError::Truncated { stripe: 3, bytes: 17 },
             StreamError::TrailingGarbage { stripe: 3 },
             StreamError::TrailerCorrupt {
                 stripe: 3,
@@ -2272,9 +2183,6 @@ mod tests {
             let m = e.to_string();
             assert!(m.contains('3') || m.contains("4096"), "{m}");
         }
-        assert_eq!(
-            all[7].to_string(),
-            "stripe 3: block 17 is corrupt (checksum mismatch)"
-        );
+        assert_eq!(all[7].to_string(), "stripe 3: block 17 is corrupt (checksum mismatch)");
     }
 }

@@ -319,9 +319,7 @@ impl Backup {
     }
     /// MAXTRANSFERSIZE, or [`DEFAULT_MAXTRANSFERSIZE`] (SPEC §2.6).
     pub fn effective_maxtransfersize(&self) -> u32 {
-        self.options
-            .maxtransfersize
-            .unwrap_or(DEFAULT_MAXTRANSFERSIZE)
+        self.options.maxtransfersize.unwrap_or(DEFAULT_MAXTRANSFERSIZE)
     }
     /// BUFFERCOUNT, or [`default_buffercount`] of the device count.
     pub fn effective_buffercount(&self) -> u32 {
@@ -338,9 +336,7 @@ impl Restore {
     }
     /// MAXTRANSFERSIZE, or [`DEFAULT_MAXTRANSFERSIZE`] (SPEC §2.6).
     pub fn effective_maxtransfersize(&self) -> u32 {
-        self.options
-            .maxtransfersize
-            .unwrap_or(DEFAULT_MAXTRANSFERSIZE)
+        self.options.maxtransfersize.unwrap_or(DEFAULT_MAXTRANSFERSIZE)
     }
     /// BUFFERCOUNT, or [`default_buffercount`] of the device count.
     pub fn effective_buffercount(&self) -> u32 {
@@ -361,9 +357,7 @@ impl Restore {
 pub fn validate_name(kind: &str, name: &str) -> Result<(), SqlError> {
     let bad = name.is_empty()
         || name.encode_utf16().nth(MAX_NAME_LEN).is_some()
-        || name
-            .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_control());
+        || name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
     if !bad {
         return Ok(());
     }
@@ -431,12 +425,7 @@ fn shown(s: &str) -> String {
 }
 
 fn syntax_error(near: &str, line: u32) -> SqlError {
-    SqlError::new(
-        MSG_SYNTAX,
-        LEVEL_SYNTAX,
-        format!("Incorrect syntax near '{near}'."),
-    )
-    .at_line(line)
+    SqlError::new(MSG_SYNTAX, LEVEL_SYNTAX, format!("Incorrect syntax near '{near}'.")).at_line(line)
 }
 
 fn duplicate_option(option: &str, statement: &str, line: u32) -> SqlError {
@@ -606,10 +595,7 @@ impl<'a> Lexer<'a> {
                     return Err(SqlError::new(
                         MSG_UNCLOSED_QUOTE,
                         LEVEL_SYNTAX,
-                        format!(
-                            "Unclosed quotation mark after the character string '{}'.",
-                            shown(raw)
-                        ),
+                        format!("Unclosed quotation mark after the character string '{}'.", shown(raw)),
                     )
                     .at_line(line));
                 }
@@ -688,10 +674,7 @@ impl<'a> Lexer<'a> {
             c if is_ident_start(c) => {
                 self.bump_while(is_ident_continue);
                 let text = &self.src[start..self.pos];
-                let kind = if first_on_line
-                    && text.eq_ignore_ascii_case("GO")
-                    && self.rest_of_line_blank()
-                {
+                let kind = if first_on_line && text.eq_ignore_ascii_case("GO") && self.rest_of_line_blank() {
                     Kind::Go
                 } else {
                     Kind::Word
@@ -735,10 +718,7 @@ const RESERVED: &[&str] = &[
 
 fn is_reserved(word: &str) -> bool {
     // No keyword is longer than 30 bytes; skip the upper-casing for long words.
-    word.len() <= 32
-        && RESERVED
-            .binary_search(&word.to_ascii_uppercase().as_str())
-            .is_ok()
+    word.len() <= 32 && RESERVED.binary_search(&word.to_ascii_uppercase().as_str()).is_ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1093,10 +1073,7 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        Ok(Statement::CreateDatabase(CreateDatabase {
-            name,
-            size_bytes,
-        }))
+        Ok(Statement::CreateDatabase(CreateDatabase { name, size_bytes }))
     }
 
     /// `( prop = value [, ...] )`; returns the SIZE if given.
@@ -1156,18 +1133,9 @@ impl<'a> Parser<'a> {
     /// `n [KB|MB|GB|TB]` (MB when no unit), or `n %` when `allow_percent`.
     fn size(&mut self, allow_percent: bool) -> Result<RawSize, SqlError> {
         let num = self.integer(false)?;
-        for (unit, multiplier) in [
-            ("KB", 1u64 << 10),
-            ("MB", 1 << 20),
-            ("GB", 1 << 30),
-            ("TB", 1 << 40),
-        ] {
+        for (unit, multiplier) in [("KB", 1u64 << 10), ("MB", 1 << 20), ("GB", 1 << 30), ("TB", 1 << 40)] {
             if self.eat_kw(unit)? {
-                return Ok(RawSize {
-                    num,
-                    multiplier,
-                    unit,
-                });
+                return Ok(RawSize { num, multiplier, unit });
             }
         }
         if allow_percent && self.eat_punct('%')? {
@@ -1367,11 +1335,7 @@ impl<'a> Parser<'a> {
 }
 
 /// Checks names, devices and transfer options (SPEC §2.6). Errors have line 1.
-fn validate_common(
-    database: &str,
-    devices: &[String],
-    raw: &RawOptions,
-) -> Result<Transfer, SqlError> {
+fn validate_common(database: &str, devices: &[String], raw: &RawOptions) -> Result<Transfer, SqlError> {
     validate_name("database", database)?;
     if devices.len() > MAX_DEVICES {
         return Err(SqlError::new(
@@ -1401,10 +1365,7 @@ fn validate_common(
     }
     let blocksize = match &raw.blocksize {
         None => None,
-        Some(n) => match n
-            .in_range(MIN_BLOCKSIZE, MAX_BLOCKSIZE)
-            .filter(|v| v.is_power_of_two())
-        {
+        Some(n) => match n.in_range(MIN_BLOCKSIZE, MAX_BLOCKSIZE).filter(|v| v.is_power_of_two()) {
             Some(v) => Some(v),
             None => {
                 return Err(SqlError::new(
@@ -1477,10 +1438,7 @@ fn validate_common(
                 return Err(SqlError::new(
                     MSG_BAD_STATS,
                     LEVEL_ERROR,
-                    format!(
-                        "Invalid STATS value {}. STATS must be between 1 and 100.",
-                        n.shown()
-                    ),
+                    format!("Invalid STATS value {}. STATS must be between 1 and 100.", n.shown()),
                 ))
             }
         },
@@ -1707,17 +1665,9 @@ mod tests {
     #[case("BACKUP DATABASE d TO VIRTUAL_DEVICE = N'ünï'", "d", "ünï")]
     #[case("BACKUP DATABASE d TO VIRTUAL_DEVICE = n'x'", "d", "x")]
     #[case("BACKUP DATABASE d TO VIRTUAL_DEVICE = ''''", "d", "'")]
-    #[case(
-        "BACKUP DATABASE d TO VIRTUAL_DEVICE = '--not a comment'",
-        "d",
-        "--not a comment"
-    )]
+    #[case("BACKUP DATABASE d TO VIRTUAL_DEVICE = '--not a comment'", "d", "--not a comment")]
     #[case("BACKUP/*c*/DATABASE--x\n[d]TO VIRTUAL_DEVICE='v'", "d", "v")]
-    #[case(
-        "/* a /* nested */ comment */ BACKUP DATABASE d TO VIRTUAL_DEVICE='v'",
-        "d",
-        "v"
-    )]
+    #[case("/* a /* nested */ comment */ BACKUP DATABASE d TO VIRTUAL_DEVICE='v'", "d", "v")]
     #[case(
         "-- leading\nBACKUP\tDATABASE\r\n  d\n\nTO\nVIRTUAL_DEVICE\n=\n'v' -- trailing",
         "d",
@@ -1768,10 +1718,7 @@ mod tests {
         "CREATE DATABASE a\nBACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH FORMAT\nRESTORE DATABASE a FROM VIRTUAL_DEVICE='v'",
         3
     )]
-    #[case(
-        "CREATE DATABASE a;\nGO\n;\nBACKUP DATABASE a TO VIRTUAL_DEVICE='v';\nGO",
-        2
-    )]
+    #[case("CREATE DATABASE a;\nGO\n;\nBACKUP DATABASE a TO VIRTUAL_DEVICE='v';\nGO", 2)]
     fn batch_separation(#[case] sql: &str, #[case] count: usize) {
         assert_eq!(parse_batch(sql).unwrap().len(), count, "{sql:?}");
     }
@@ -1779,10 +1726,7 @@ mod tests {
     #[test]
     fn batch_keeps_order_and_content() {
         let got = parse_batch("CREATE DATABASE a\nGO\nDROP DATABASE b;").unwrap();
-        assert_eq!(
-            got,
-            vec![create("a", None), Statement::DropDatabase { name: s("b") }]
-        );
+        assert_eq!(got, vec![create("a", None), Statement::DropDatabase { name: s("b") }]);
     }
 
     #[rstest]
@@ -1853,52 +1797,20 @@ mod tests {
     #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v'\nWITH\nBOGUS", "BOGUS", 3)]
     #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH FORMAT,", ",", 1)]
     #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH FORMAT INIT", "INIT", 1)]
-    #[case(
-        "BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH BLOCKSIZE",
-        "BLOCKSIZE",
-        1
-    )]
+    #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH BLOCKSIZE", "BLOCKSIZE", 1)]
     #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH BLOCKSIZE 512", "512", 1)]
-    #[case(
-        "BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH BLOCKSIZE = @bs",
-        "@bs",
-        1
-    )]
-    #[case(
-        "BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH BLOCKSIZE = '512'",
-        "512",
-        1
-    )]
-    #[case(
-        "BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH BLOCKSIZE = 512.0",
-        "512.0",
-        1
-    )]
+    #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH BLOCKSIZE = @bs", "@bs", 1)]
+    #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH BLOCKSIZE = '512'", "512", 1)]
+    #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH BLOCKSIZE = 512.0", "512.0", 1)]
     #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH STATS = x", "x", 1)]
     #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH DESCRIPTION = 5", "5", 1)]
     #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH REPLACE", "REPLACE", 1)]
-    #[case(
-        "BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH MOVE 'a' TO 'b'",
-        "MOVE",
-        1
-    )]
-    #[case(
-        "BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH COMPRESSION",
-        "COMPRESSION",
-        1
-    )]
+    #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH MOVE 'a' TO 'b'", "MOVE", 1)]
+    #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE='v' WITH COMPRESSION", "COMPRESSION", 1)]
     #[case("RESTORE DATABASE a FROM VIRTUAL_DEVICE='v' WITH FORMAT", "FORMAT", 1)]
-    #[case(
-        "RESTORE DATABASE a FROM VIRTUAL_DEVICE='v' WITH SNAPSHOT",
-        "SNAPSHOT",
-        1
-    )]
+    #[case("RESTORE DATABASE a FROM VIRTUAL_DEVICE='v' WITH SNAPSHOT", "SNAPSHOT", 1)]
     #[case("RESTORE DATABASE a FROM VIRTUAL_DEVICE='v' WITH MOVE 'a' 'b'", "b", 1)]
-    #[case(
-        "RESTORE DATABASE a FROM VIRTUAL_DEVICE='v' WITH MOVE a TO 'b'",
-        "a",
-        1
-    )]
+    #[case("RESTORE DATABASE a FROM VIRTUAL_DEVICE='v' WITH MOVE a TO 'b'", "a", 1)]
     #[case("RESTORE DATABASE a FROM VIRTUAL_DEVICE='v' WITH FILE", "FILE", 1)]
     #[case(
         "CREATE DATABASE a;\n\nBACKUP DATABASE b\n  TO VIRTUAL_DEVICE = 'v' WITH\n  ,",
@@ -1915,11 +1827,7 @@ mod tests {
             (MSG_SYNTAX, LEVEL_SYNTAX, 1),
             "{sql:?}: {e}"
         );
-        assert_eq!(
-            e.message,
-            format!("Incorrect syntax near '{near}'."),
-            "{sql:?}"
-        );
+        assert_eq!(e.message, format!("Incorrect syntax near '{near}'."), "{sql:?}");
         assert_eq!(e.line, line, "{sql:?}: {e}");
     }
 
@@ -1927,10 +1835,7 @@ mod tests {
     fn syntax_error_shows_at_most_128_chars_of_a_token() {
         let long = "x".repeat(1000);
         let e = err(&format!("CREATE DATABASE a {long}"));
-        assert_eq!(
-            e.message,
-            format!("Incorrect syntax near '{}...'.", "x".repeat(128))
-        );
+        assert_eq!(e.message, format!("Incorrect syntax near '{}...'.", "x".repeat(128)));
     }
 
     #[test]
@@ -1944,11 +1849,7 @@ mod tests {
     #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE = 'abc", "abc", 1)]
     #[case("\nBACKUP DATABASE a TO VIRTUAL_DEVICE = 'x\ny", "x\ny", 2)]
     #[case("BACKUP DATABASE a TO VIRTUAL_DEVICE = N'it''s", "it''s", 1)]
-    #[case(
-        "BACKUP DATABASE [abc TO VIRTUAL_DEVICE = 'v'",
-        "abc TO VIRTUAL_DEVICE = 'v'",
-        1
-    )]
+    #[case("BACKUP DATABASE [abc TO VIRTUAL_DEVICE = 'v'", "abc TO VIRTUAL_DEVICE = 'v'", 1)]
     #[case("DROP DATABASE \"abc", "abc", 1)]
     #[case("'", "", 1)]
     fn unclosed_quote(#[case] sql: &str, #[case] text: &str, #[case] line: u32) {
@@ -1991,11 +1892,7 @@ mod tests {
     #[case("BACKUP DATABASE a TO [my dev]", "logical backup device 'my dev'", 1)]
     fn only_virtual_devices(#[case] sql: &str, #[case] what: &str, #[case] line: u32) {
         let e = err(sql);
-        assert_eq!(
-            (e.number, e.severity),
-            (MSG_UNSUPPORTED_DEVICE_TYPE, 16),
-            "{e}"
-        );
+        assert_eq!((e.number, e.severity), (MSG_UNSUPPORTED_DEVICE_TYPE, 16), "{e}");
         assert!(e.message.contains("only VIRTUAL_DEVICE"), "{e}");
         assert!(e.message.contains(what), "{e}");
         assert_eq!(e.line, line);
@@ -2004,15 +1901,11 @@ mod tests {
     // ----- limits -------------------------------------------------------------------------
 
     fn backup_with(with: &str) -> Result<Statement, SqlError> {
-        parse_statement(&format!(
-            "BACKUP DATABASE d TO VIRTUAL_DEVICE = 'v' WITH {with}"
-        ))
+        parse_statement(&format!("BACKUP DATABASE d TO VIRTUAL_DEVICE = 'v' WITH {with}"))
     }
 
     fn restore_with(with: &str) -> Result<Statement, SqlError> {
-        parse_statement(&format!(
-            "RESTORE DATABASE d FROM VIRTUAL_DEVICE = 'v' WITH {with}"
-        ))
+        parse_statement(&format!("RESTORE DATABASE d FROM VIRTUAL_DEVICE = 'v' WITH {with}"))
     }
 
     #[rstest]
@@ -2213,10 +2106,7 @@ mod tests {
 
     #[rstest]
     #[case("VIRTUAL_DEVICE = 'a', VIRTUAL_DEVICE = 'a'", Some("a"))]
-    #[case(
-        "VIRTUAL_DEVICE = 'a', VIRTUAL_DEVICE = 'b', VIRTUAL_DEVICE = N'b'",
-        Some("b")
-    )]
+    #[case("VIRTUAL_DEVICE = 'a', VIRTUAL_DEVICE = 'b', VIRTUAL_DEVICE = N'b'", Some("b"))]
     #[case("VIRTUAL_DEVICE = 'a', VIRTUAL_DEVICE = 'A'", None)] // case-sensitive (SPEC §2.6)
     fn duplicate_devices(#[case] devs: &str, #[case] dup: Option<&str>) {
         let r = parse_statement(&format!("BACKUP DATABASE d TO {devs}"));
@@ -2238,10 +2128,7 @@ mod tests {
 
     #[rstest]
     #[case("BACKUP DATABASE d TO VIRTUAL_DEVICE='v' WITH SNAPSHOT", true)]
-    #[case(
-        "BACKUP DATABASE d TO VIRTUAL_DEVICE='v', VIRTUAL_DEVICE='w' WITH SNAPSHOT",
-        false
-    )]
+    #[case("BACKUP DATABASE d TO VIRTUAL_DEVICE='v', VIRTUAL_DEVICE='w' WITH SNAPSHOT", false)]
     fn snapshot_needs_one_device(#[case] sql: &str, #[case] ok: bool) {
         match parse_statement(sql) {
             Ok(_) => assert!(ok),
@@ -2259,11 +2146,7 @@ mod tests {
     #[case("init, noinit", "NOINIT", "BACKUP")]
     #[case("BLOCKSIZE = 512, blocksize = 512", "BLOCKSIZE", "BACKUP")]
     #[case("BUFFERCOUNT = 1, BUFFERCOUNT = 2", "BUFFERCOUNT", "BACKUP")]
-    #[case(
-        "MAXTRANSFERSIZE = 65536, MAXTRANSFERSIZE = 65536",
-        "MAXTRANSFERSIZE",
-        "BACKUP"
-    )]
+    #[case("MAXTRANSFERSIZE = 65536, MAXTRANSFERSIZE = 65536", "MAXTRANSFERSIZE", "BACKUP")]
     #[case("COPY_ONLY, COPY_ONLY", "COPY_ONLY", "BACKUP")]
     #[case("CHECKSUM, NO_CHECKSUM", "NO_CHECKSUM", "BACKUP")]
     #[case("SNAPSHOT, SNAPSHOT", "SNAPSHOT", "BACKUP")]
@@ -2395,17 +2278,9 @@ mod tests {
     #[rstest]
     #[case("CREATE DATABASE [a/b]", MSG_BAD_DATABASE_NAME, "a/b")]
     #[case("DROP DATABASE [a\\b]", MSG_BAD_DATABASE_NAME, "a\\b")]
-    #[case(
-        "RESTORE DATABASE [] FROM VIRTUAL_DEVICE = 'v'",
-        MSG_BAD_DATABASE_NAME,
-        "''"
-    )]
+    #[case("RESTORE DATABASE [] FROM VIRTUAL_DEVICE = 'v'", MSG_BAD_DATABASE_NAME, "''")]
     #[case("BACKUP DATABASE d TO VIRTUAL_DEVICE = ''", MSG_BAD_DEVICE_NAME, "''")]
-    #[case(
-        "BACKUP DATABASE d TO VIRTUAL_DEVICE = '../x'",
-        MSG_BAD_DEVICE_NAME,
-        "'../x'"
-    )]
+    #[case("BACKUP DATABASE d TO VIRTUAL_DEVICE = '../x'", MSG_BAD_DEVICE_NAME, "'../x'")]
     #[case(
         "RESTORE LOG d FROM VIRTUAL_DEVICE = 'a', VIRTUAL_DEVICE = 'b\\c'",
         MSG_BAD_DEVICE_NAME,
@@ -2448,11 +2323,7 @@ mod tests {
         2,
         MSG_DUPLICATE_DEVICE
     )]
-    fn semantic_errors_report_statement_line(
-        #[case] sql: &str,
-        #[case] line: u32,
-        #[case] number: u32,
-    ) {
+    fn semantic_errors_report_statement_line(#[case] sql: &str, #[case] line: u32, #[case] number: u32) {
         let e = err(sql);
         assert_eq!((e.number, e.line), (number, line), "{e}");
     }
@@ -2466,13 +2337,9 @@ mod tests {
             e.to_string(),
             "Msg 102, Level 15, State 1, Server vdisim, Line 2\nIncorrect syntax near 'SELECT'."
         );
-        let e = SqlError::new(
-            MSG_TERMINATING,
-            16,
-            "BACKUP DATABASE is terminating abnormally.",
-        )
-        .at_line(7)
-        .with_state(2);
+        let e = SqlError::new(MSG_TERMINATING, 16, "BACKUP DATABASE is terminating abnormally.")
+            .at_line(7)
+            .with_state(2);
         assert_eq!(
             e.to_string(),
             "Msg 3013, Level 16, State 2, Server vdisim, Line 7\nBACKUP DATABASE is terminating \
@@ -2482,8 +2349,7 @@ mod tests {
 
     #[test]
     fn effective_defaults() {
-        let Ok(Statement::Backup(b)) = parse_statement("BACKUP DATABASE d TO VIRTUAL_DEVICE='v'")
-        else {
+        let Ok(Statement::Backup(b)) = parse_statement("BACKUP DATABASE d TO VIRTUAL_DEVICE='v'") else {
             panic!()
         };
         assert_eq!(b.effective_blocksize(), DEFAULT_BLOCKSIZE);
@@ -2513,10 +2379,7 @@ mod tests {
         assert_eq!(MAX_BUFFER_MEMORY, 1 << 31);
         // The default buffer count at the device limit fits the memory cap at the largest
         // transfer size, so a statement without BUFFERCOUNT never trips Msg 3213.
-        assert!(
-            u64::from(default_buffercount(MAX_DEVICES)) * u64::from(MAX_MAXTRANSFERSIZE)
-                <= MAX_BUFFER_MEMORY
-        );
+        assert!(u64::from(default_buffercount(MAX_DEVICES)) * u64::from(MAX_MAXTRANSFERSIZE) <= MAX_BUFFER_MEMORY);
         assert!(RESERVED.windows(2).all(|w| w[0] < w[1]), "RESERVED sorted");
         assert!(RESERVED.iter().all(|k| k.len() <= 32));
     }
@@ -2543,10 +2406,7 @@ mod tests {
             "GO\n".repeat(n),
             ";".repeat(n),
             "CREATE DATABASE a\n".repeat(n / 4),
-            format!(
-                "BACKUP DATABASE d TO VIRTUAL_DEVICE='{}'",
-                "x".repeat(n * 5)
-            ),
+            format!("BACKUP DATABASE d TO VIRTUAL_DEVICE='{}'", "x".repeat(n * 5)),
             format!("BACKUP DATABASE d TO VIRTUAL_DEVICE='{}", "''".repeat(n)),
             format!("BACKUP DATABASE [{}]", "]]".repeat(n)),
             format!("CREATE DATABASE d (SIZE = {})", "9".repeat(n)),
@@ -2659,20 +2519,15 @@ mod tests {
     const SEPS: &[&str] = &[" ", "", "\n", "\t"];
 
     fn soup() -> impl Strategy<Value = String> {
-        prop::collection::vec(
-            (prop::sample::select(SOUP), prop::sample::select(SEPS)),
-            0..48,
-        )
-        .prop_map(|v| v.into_iter().flat_map(|(t, sep)| [t, sep]).collect())
+        prop::collection::vec((prop::sample::select(SOUP), prop::sample::select(SEPS)), 0..48)
+            .prop_map(|v| v.into_iter().flat_map(|(t, sep)| [t, sep]).collect())
     }
 
     fn valid_backup() -> impl Strategy<Value = (String, u32, u32, u32, usize)> {
         (9u32..=16, 1u32..=64, 1u32..=128, 1usize..=4).prop_map(|(bs, mts, bc, nd)| {
             let bs = 1u32 << bs;
             let mts = mts * 65536;
-            let devs: Vec<String> = (0..nd)
-                .map(|i| format!("VIRTUAL_DEVICE = N'dev{i}'"))
-                .collect();
+            let devs: Vec<String> = (0..nd).map(|i| format!("VIRTUAL_DEVICE = N'dev{i}'")).collect();
             (
                 format!(
                     "backup database [db] to {} with blocksize = {bs}, maxtransfersize = {mts}, \

@@ -179,9 +179,7 @@ impl ClientMachine {
     /// `Ok(None)` when the name is unknown but the server has not opened every device yet.
     pub fn open_device(&mut self, name: &str) -> VdResult<Option<usize>> {
         match self.state {
-            SetState::Dne | SetState::Configurable | SetState::NormTerm => {
-                return Err(VdError::Protocol)
-            }
+            SetState::Dne | SetState::Configurable | SetState::NormTerm => return Err(VdError::Protocol),
             SetState::Abort => return Err(VdError::Abort),
             SetState::Initializing | SetState::Active => {}
         }

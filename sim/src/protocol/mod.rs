@@ -19,15 +19,31 @@ pub enum PeerMisbehaved {
     #[error("peer named device index {device}, which does not exist")]
     BadDeviceIndex { device: usize },
     #[error("peer reported {bytes} bytes transferred for command {id} on device {device} of size {size}")]
-    BytesExceedSize { device: usize, id: u64, bytes: u32, size: u32 },
+    BytesExceedSize {
+        device: usize,
+        id: u64,
+        bytes: u32,
+        size: u32,
+    },
     #[error("ring {ring} of device {device}: producer index {tail} is not within {capacity} of consumer index {head}")]
-    RingIndex { device: usize, ring: &'static str, head: u64, tail: u64, capacity: u64 },
+    RingIndex {
+        device: usize,
+        ring: &'static str,
+        head: u64,
+        tail: u64,
+        capacity: u64,
+    },
     #[error("device {device}: command id {id} does not follow {previous}")]
     SequenceJump { device: usize, previous: u64, id: u64 },
     #[error("device {device}: command {code} is not a VDI command code")]
     BadCommandCode { device: usize, code: u32 },
     #[error("device {device}: buffer [{offset}, +{size}) lies outside the {area}-byte buffer area")]
-    BufferOutsideSegment { device: usize, offset: u64, size: u64, area: u64 },
+    BufferOutsideSegment {
+        device: usize,
+        offset: u64,
+        size: u64,
+        area: u64,
+    },
     #[error("device {device}: a {code} command carries a buffer, or a data command has none")]
     BufferMismatch { device: usize, code: u32 },
     #[error("shared header: {field} holds {value}, which is not valid")]

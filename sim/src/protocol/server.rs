@@ -168,9 +168,7 @@ impl ServerMachine {
         if !p.block_size.is_power_of_two() || !(512..=65536).contains(&p.block_size) {
             return Err(VdError::Invalid);
         }
-        if p.alignment != 0
-            && (!p.alignment.is_power_of_two() || p.alignment < p.block_size || p.alignment > 65536)
-        {
+        if p.alignment != 0 && (!p.alignment.is_power_of_two() || p.alignment < p.block_size || p.alignment > 65536) {
             return Err(VdError::Invalid);
         }
         if p.max_transfer_size == 0 || p.max_transfer_size % 65536 != 0 || p.max_transfer_size > 4 << 20 {
@@ -278,9 +276,7 @@ impl ServerMachine {
         match d.state {
             ServerDeviceState::Closed => return Err(VdError::Protocol),
             // "new SendCommands fail at once with ERROR_IO_DEVICE" (§3.5), except ClearError.
-            ServerDeviceState::IoError if command != CommandCode::ClearError.code() => {
-                return Err(VdError::IoError)
-            }
+            ServerDeviceState::IoError if command != CommandCode::ClearError.code() => return Err(VdError::IoError),
             _ => {}
         }
         if d.outstanding.len() >= capacity {
@@ -672,7 +668,11 @@ mod tests {
         let done = m.drain_completions();
         assert_eq!(done.iter().map(|c| c.id).collect::<Vec<_>>(), vec![a, b]);
         assert!(done.iter().all(|c| c.completion_code == ERROR_OPERATION_ABORTED));
-        assert_eq!(m.handle_completion(0, a, 0, 512, 0, now), Ok(None), "late completion ignored");
+        assert_eq!(
+            m.handle_completion(0, a, 0, 512, 0, now),
+            Ok(None),
+            "late completion ignored"
+        );
     }
 
     #[test]
@@ -712,7 +712,10 @@ mod tests {
         assert!(!m.handle_timeout(t0 + Duration::from_millis(2500)));
         assert!(m.handle_timeout(t1 + Duration::from_millis(2000)));
         assert_eq!(m.state(), ServerState::Abort);
-        assert_eq!(m.poll_completion(0).map(|c| c.completion_code), Some(ERROR_OPERATION_ABORTED));
+        assert_eq!(
+            m.poll_completion(0).map(|c| c.completion_code),
+            Some(ERROR_OPERATION_ABORTED)
+        );
     }
 
     #[test]

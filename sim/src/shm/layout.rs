@@ -231,6 +231,7 @@ impl DeviceSlot {
             dst.store(src, Ordering::Relaxed);
         }
         // SYNC POINT: the name bytes above happen-before a reader's Acquire load of the length.
-        self.name_len.store(name.len().min(MAX_NAME_BYTES) as u32, Ordering::Release);
+        self.name_len
+            .store(name.len().min(MAX_NAME_BYTES) as u32, Ordering::Release);
     }
 }

@@ -42,7 +42,10 @@ pub fn normalize_instance(instance: Option<&str>) -> VdResult<String> {
     let Some(name) = instance.filter(|s| !s.is_empty()) else {
         return Ok(DEFAULT_INSTANCE.to_string());
     };
-    let ok = name.len() <= 16 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '#'));
+    let ok = name.len() <= 16
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '#'));
     if ok {
         Ok(name.to_ascii_uppercase())
     } else {
@@ -347,7 +350,10 @@ fn probe_existing(name: &str, instance: &str, set: &str) -> VdResult<Probe> {
     if token.state() == platform::PeerState::Alive {
         return Ok(Probe::Live);
     }
-    if h.reclaimed.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+    if h.reclaimed
+        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
         let generation = h.buffer_generation.load(Ordering::Acquire);
         if generation != 0 {
             unlink(&buffer_segment_name(instance, set, generation));
@@ -415,7 +421,11 @@ pub fn list_segments() -> Vec<SegmentInfo> {
         })
         .collect();
     names.sort();
-    let headers: Vec<String> = names.iter().filter(|(n, _)| !n.contains(".buf")).map(|(n, _)| n.clone()).collect();
+    let headers: Vec<String> = names
+        .iter()
+        .filter(|(n, _)| !n.contains(".buf"))
+        .map(|(n, _)| n.clone())
+        .collect();
     for (n, size) in &names {
         let os_name = format!("/{n}");
         let (stale, reason) = if let Some(idx) = n.rfind(".buf") {
@@ -439,7 +449,10 @@ pub fn list_segments() -> Vec<SegmentInfo> {
                     };
                     let alive = |t: platform::LivenessToken| t.state() == platform::PeerState::Alive;
                     if alive(client) || alive(server) {
-                        (false, format!("in use (client pid {}, server pid {})", client.pid, server.pid))
+                        (
+                            false,
+                            format!("in use (client pid {}, server pid {})", client.pid, server.pid),
+                        )
                     } else {
                         (true, format!("creator pid {} is gone", client.pid))
                     }

@@ -183,12 +183,14 @@ mod imp {
             return None;
         }
         let mut code = 0u32;
-        let zero = FILETIME { dwLowDateTime: 0, dwHighDateTime: 0 };
+        let zero = FILETIME {
+            dwLowDateTime: 0,
+            dwHighDateTime: 0,
+        };
         let (mut c, mut e, mut k, mut u) = (zero, zero, zero, zero);
         // SAFETY: `h` is a valid process handle we own; the out pointers are live locals.
-        let ok = unsafe {
-            GetExitCodeProcess(h, &mut code) != 0 && GetProcessTimes(h, &mut c, &mut e, &mut k, &mut u) != 0
-        };
+        let ok =
+            unsafe { GetExitCodeProcess(h, &mut code) != 0 && GetProcessTimes(h, &mut c, &mut e, &mut k, &mut u) != 0 };
         // SAFETY: `h` came from OpenProcess and is closed exactly once.
         unsafe { CloseHandle(h) };
         if !ok {
@@ -221,7 +223,10 @@ mod tests {
     fn own_token_is_alive_and_a_changed_start_is_dead() {
         let me = LivenessToken::current();
         assert_eq!(me.state(), PeerState::Alive);
-        let reused = LivenessToken { start: me.start + 1, ..me };
+        let reused = LivenessToken {
+            start: me.start + 1,
+            ..me
+        };
         assert_eq!(reused.state(), PeerState::Dead);
         assert_eq!(LivenessToken::default().state(), PeerState::Unknown);
     }
@@ -230,7 +235,10 @@ mod tests {
     fn a_reaped_child_is_dead() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
-        let token = LivenessToken { pid, start: imp::start_time(pid).unwrap_or(0) };
+        let token = LivenessToken {
+            pid,
+            start: imp::start_time(pid).unwrap_or(0),
+        };
         child.wait().unwrap();
         assert_eq!(token.state(), PeerState::Dead);
     }

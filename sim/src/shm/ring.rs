@@ -231,7 +231,10 @@ mod tests {
         let r = ring();
         let mut c = Consumer::attach(&*r);
         r.tail.0.store(RING_SLOTS as u64 + 1, Ordering::SeqCst);
-        assert!(matches!(c.pop(&r, 3, "cmd", |_| ()), Err(PeerMisbehaved::RingIndex { device: 3, .. })));
+        assert!(matches!(
+            c.pop(&r, 3, "cmd", |_| ()),
+            Err(PeerMisbehaved::RingIndex { device: 3, .. })
+        ));
         r.tail.0.store(u64::MAX, Ordering::SeqCst);
         assert!(c.pop(&r, 3, "cmd", |_| ()).is_err());
         let mut p = Producer::attach(&*r);
