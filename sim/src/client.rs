@@ -12,7 +12,7 @@ use crate::shm::platform::{LivenessToken, PeerState};
 use crate::shm::ring::{self, Check, Consumer, Producer};
 use crate::shm::{self, BufferMapping, HeaderMapping};
 use crate::vdi::{completion, CommandCode, VDConfig, VdError, VdResult};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,8 @@ pub(crate) struct ClientSet {
     writers: Vec<Mutex<Option<Producer>>>,
     /// Why the set was aborted by this side's validation, for diagnostics.
     last_error: Mutex<Option<String>>,
+    /// The highest `phase` seen: it must never go back (F8).
+    phase_seen: AtomicU32,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -252,6 +254,7 @@ impl ClientSet {
             readers: (0..MAX_DEVICES).map(|_| Mutex::new(None)).collect(),
             writers: (0..MAX_DEVICES).map(|_| Mutex::new(None)).collect(),
             last_error: Mutex::new(None),
+            phase_seen: AtomicU32::new(phase::WAITING),
         }
     }
 
@@ -295,11 +298,16 @@ impl ClientSet {
             return Err(VdError::Abort);
         }
         if check == Check::Full {
+            self.header
+                .check_shared(&self.phase_seen)
+                .map_err(|e| self.misbehaved(e))?;
             let server = LivenessToken {
                 pid: h.server.pid.load(Ordering::Acquire),
                 start: h.server.start.load(Ordering::Acquire),
             };
-            if server.pid != 0 && server.state() == PeerState::Dead {
+            // A server that closed normally may exit before we drained its last commands.
+            let closed = h.phase.load(Ordering::Acquire) == phase::SERVER_CLOSED;
+            if server.pid != 0 && !closed && server.state() == PeerState::Dead {
                 *lock(&self.last_error) = Some(format!("server process {} died", server.pid));
                 self.publish_abort(abort_reason::PEER_DIED);
                 return Err(VdError::Abort);
@@ -321,6 +329,13 @@ impl ClientSet {
     fn map_buffers(&self) -> VdResult<VDConfig> {
         let h = self.header.header();
         let answer = crate::shm::layout::SetHeader::load_config(&h.answer);
+        let request = lock(&self.machine)
+            .config()
+            .copied()
+            .unwrap_or_else(|| crate::shm::layout::SetHeader::load_config(&h.request));
+        if let Err(e) = validate_answer(&request, &answer) {
+            return Err(self.misbehaved(e));
+        }
         if self.buffers.get().is_none() {
             let generation = h.buffer_generation.load(Ordering::Acquire);
             let size = h.buffer_area_size.load(Ordering::Acquire);
@@ -350,8 +365,19 @@ impl ClientSet {
         if ready.is_none() {
             return Err(VdError::Timeout);
         }
-        if h.phase.load(Ordering::Acquire) != phase::CONFIGURED {
-            return Err(VdError::Abort);
+        match h.phase.load(Ordering::Acquire) {
+            phase::CONFIGURED => {}
+            phase::SERVER_CLOSED => {
+                *lock(&self.last_error) = Some("the server closed the set before configuring it".into());
+                self.publish_abort(abort_reason::SIGNAL);
+                return Err(VdError::Abort);
+            }
+            other => {
+                return Err(self.misbehaved(PeerMisbehaved::BadHeaderField {
+                    field: "phase",
+                    value: u64::from(other),
+                }))
+            }
         }
         let answer = self.map_buffers()?;
         let mut m = lock(&self.machine);
@@ -563,6 +589,34 @@ impl ClientSet {
         cmd.done.store(true, Ordering::Release);
         self.publish_completion(cmd.device, cmd.id, code, bytes, position)
     }
+}
+
+/// Checks the server's configuration answer (everything in the header is untrusted) against
+/// §1.4 BeginConfiguration's rules and the client's own request (reliability fix F7).
+fn validate_answer(request: &VDConfig, answer: &VDConfig) -> Result<(), PeerMisbehaved> {
+    let bad = |field: &'static str, value: u32| {
+        Err(PeerMisbehaved::BadHeaderField {
+            field,
+            value: u64::from(value),
+        })
+    };
+    if answer.deviceCount != request.deviceCount {
+        return bad("answer.deviceCount", answer.deviceCount);
+    }
+    if !answer.blockSize.is_power_of_two() || !(512..=65536).contains(&answer.blockSize) {
+        return bad("answer.blockSize", answer.blockSize);
+    }
+    if answer.alignment != 0 && (!answer.alignment.is_power_of_two() || answer.alignment > 65536) {
+        return bad("answer.alignment", answer.alignment);
+    }
+    let mts = answer.maxTransferSize;
+    if mts == 0 || mts % 65536 != 0 || mts > 4 << 20 {
+        return bad("answer.maxTransferSize", mts);
+    }
+    if answer.prefixZoneSize != request.prefixZoneSize {
+        return bad("answer.prefixZoneSize", answer.prefixZoneSize);
+    }
+    Ok(())
 }
 
 impl ClientVirtualDevice {

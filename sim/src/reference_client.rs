@@ -79,6 +79,10 @@ pub struct DeviceReport {
     pub commands: u64,
     pub bytes: u64,
     pub flushes: u64,
+    /// VDC_Complete commands (sent only when VDF_RequestComplete was granted, §3.4).
+    pub completes: u64,
+    /// VDC_ClearError commands (sent after an error completion, §3.5).
+    pub clear_errors: u64,
     pub not_supported: u64,
     /// How the device's loop ended: "VD_E_CLOSE" normally.
     pub ended_with: String,
@@ -307,14 +311,23 @@ fn execute(file: &mut File, cmd: &mut Command, report: &mut DeviceReport) -> (u3
                 (completion::ERROR_SUCCESS, filled as u32, 0)
             }
         }
-        Some(CommandCode::Flush) | Some(CommandCode::Complete) => {
-            report.flushes += 1;
+        // Flush: make earlier writes durable. Complete: all data was sent; finalise the media
+        // (§3.4). For a plain file both mean fsync.
+        Some(code @ (CommandCode::Flush | CommandCode::Complete)) => {
+            if code == CommandCode::Flush {
+                report.flushes += 1;
+            } else {
+                report.completes += 1;
+            }
             match file.sync_data() {
                 Ok(()) => (completion::ERROR_SUCCESS, 0, 0),
                 Err(e) => (io_error_code(&e), 0, 0),
             }
         }
-        Some(CommandCode::ClearError) => (completion::ERROR_SUCCESS, 0, 0),
+        Some(CommandCode::ClearError) => {
+            report.clear_errors += 1;
+            (completion::ERROR_SUCCESS, 0, 0)
+        }
         Some(CommandCode::GetPosition) => match file.stream_position() {
             Ok(p) => (completion::ERROR_SUCCESS, 0, p),
             Err(e) => (io_error_code(&e), 0, 0),

@@ -14,7 +14,7 @@ use crate::shm::ring::{self, Check, Consumer, Producer};
 use crate::shm::{self, BufferMapping, HeaderMapping};
 use crate::vdi::{CommandCode, VDConfig, VdError, VdResult};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -98,6 +98,8 @@ struct ServerSet {
     /// Buffers lent to the client, by command id.
     lent: Mutex<HashMap<u64, ServerBuffer>>,
     last_error: Mutex<Option<String>>,
+    /// The highest `phase` seen or published: it must never go back (F8).
+    phase_seen: AtomicU32,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -162,6 +164,7 @@ impl ServerVirtualDeviceSet {
                 io: (0..MAX_DEVICES).map(|_| Mutex::new(None)).collect(),
                 lent: Mutex::new(HashMap::new()),
                 last_error: Mutex::new(None),
+                phase_seen: AtomicU32::new(phase::CONNECTED),
             }),
         })
     }
@@ -216,6 +219,10 @@ impl ServerVirtualDeviceSet {
         let area_size = (m.buffer_bytes() + METADATA_AREA).next_multiple_of(4096);
         let generation = generation();
         let name = shm::buffer_segment_name(&set.instance, &set.name, generation);
+        let h = set.header.header();
+        // Published before the segment exists, so that whoever cleans up after a server killed
+        // inside EndConfiguration finds the area by name (reliability fix F5: it leaked).
+        h.buffer_generation.store(generation, Ordering::Release);
         let area = match BufferMapping::create(&name, area_size, generation, shm::group_access_from_env()) {
             Ok(a) => a,
             Err(_) => {
@@ -225,8 +232,6 @@ impl ServerVirtualDeviceSet {
         };
         *lock(&set.allocator) = Some(BufferAllocator::new(area_size, answer.prefixZoneSize));
         let _ = set.buffers.set(area);
-        let h = set.header.header();
-        h.buffer_generation.store(generation, Ordering::Relaxed);
         h.buffer_area_size.store(area_size, Ordering::Relaxed);
         crate::shm::layout::SetHeader::store_config(&h.answer, &answer);
         // SYNC POINT: the answer, generation and size happen-before the client's Acquire
@@ -349,7 +354,7 @@ impl ServerSet {
         {
             h.abort_reason.store(reason, Ordering::Release);
         }
-        lock(&self.machine).handle_abort();
+        let _ = lock(&self.machine).signal_abort();
         ring::notify_all(&h.set_wake);
         for d in h.devices.iter() {
             ring::notify_all(&d.commands.wake.0);
@@ -368,6 +373,12 @@ impl ServerSet {
         if h.abort.load(Ordering::Acquire) != abort_by::NONE {
             lock(&self.machine).handle_abort();
             return Err(VdError::Abort);
+        }
+        if check == Check::Full {
+            if let Err(e) = self.header.check_shared(&self.phase_seen) {
+                self.misbehaved(e);
+                return Err(VdError::Abort);
+            }
         }
         if check == Check::Full && self.client_token().state() == PeerState::Dead {
             *lock(&self.last_error) = Some(format!("client process {} died", self.client_token().pid));
@@ -450,17 +461,9 @@ impl ServerSet {
             Some(&slot.completions.waiters),
             user_deadline,
             |c| -> VdResult<Option<Completion>> {
-                if let Some(done) = lock(&self.machine).poll_completion(index) {
-                    return Ok(Some(done));
-                }
-                let checked = self.check(c);
-                if checked.is_err() {
-                    // Aborted: outstanding commands were synthesized above or just now.
-                    return lock(&self.machine)
-                        .poll_completion(index)
-                        .map(Some)
-                        .ok_or(VdError::Abort);
-                }
+                // Order matters: note a peer abort, then take completions the client published
+                // before it (they still count), then fail the rest with ERROR_OPERATION_ABORTED.
+                let aborted = self.check(c).is_err();
                 loop {
                     let popped = io.completions.pop(&slot.completions, index, "completion", |s| {
                         (
@@ -475,10 +478,7 @@ impl ServerSet {
                         Ok(None) => break,
                         Err(e) => {
                             self.misbehaved(e);
-                            return lock(&self.machine)
-                                .poll_completion(index)
-                                .map(Some)
-                                .ok_or(VdError::Abort);
+                            break;
                         }
                     };
                     let handled =
@@ -488,16 +488,18 @@ impl ServerSet {
                         Ok(None) => continue,
                         Err(e) => {
                             self.misbehaved(e);
-                            return lock(&self.machine)
-                                .poll_completion(index)
-                                .map(Some)
-                                .ok_or(VdError::Abort);
+                            break;
                         }
                     }
                 }
+                if let Some(done) = lock(&self.machine).poll_completion(index) {
+                    return Ok(Some(done));
+                }
+                if aborted || lock(&self.machine).state() == ServerState::Abort {
+                    return Err(VdError::Abort);
+                }
                 if c == Check::Full {
-                    let now = Instant::now();
-                    let fired = lock(&self.machine).handle_timeout(now);
+                    let fired = lock(&self.machine).handle_timeout(Instant::now());
                     if fired {
                         *lock(&self.last_error) = Some("serverTimeOut: no progress for two intervals".into());
                         self.publish_abort(abort_reason::SERVER_TIMEOUT);

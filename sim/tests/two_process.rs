@@ -201,7 +201,11 @@ fn premature_client_close_aborts_the_servers_outstanding_commands() {
     assert_eq!(devs[0].get_completion(100).err(), Some(VdError::Abort));
     client.wait_success();
     let closed = server.close();
-    assert_eq!(closed.result, Ok(()), "the set was already aborted, so Close is orderly");
+    assert_eq!(
+        closed.result,
+        Ok(()),
+        "the set was already aborted, so Close is orderly"
+    );
     assert_no_leftovers(&set);
 }
 
@@ -307,7 +311,10 @@ fn get_command_timeout_is_retryable_and_close_device_ends_the_stream() {
         .unwrap();
     assert_eq!(client.expect("get-command NOERROR"), "get-command NOERROR 2 1024");
     let c = devs[0].get_completion(20_000).unwrap();
-    assert_eq!((c.completion.completion_code, c.completion.bytes_transferred), (0, 1024));
+    assert_eq!(
+        (c.completion.completion_code, c.completion.bytes_transferred),
+        (0, 1024)
+    );
     devs[0].close_device().unwrap();
     assert_eq!(devs[0].close_device(), Err(VdError::Close), "already closed");
     assert_eq!(client.expect("get-command VD_E_CLOSE"), "get-command VD_E_CLOSE");
@@ -397,7 +404,10 @@ fn a_dead_creators_set_is_reclaimed_on_the_next_create() {
     vds.create_ex(None, &set, &VDConfig::request(1, 0)).unwrap();
     // While a live creator holds the name, a second create is refused (§1.2).
     let mut other = ClientVirtualDeviceSet::new();
-    assert_eq!(other.create_ex(None, &set, &VDConfig::request(1, 0)), Err(VdError::Protocol));
+    assert_eq!(
+        other.create_ex(None, &set, &VDConfig::request(1, 0)),
+        Err(VdError::Protocol)
+    );
     assert_eq!(vds.close(), Ok(()));
     assert_no_leftovers(&set);
 }

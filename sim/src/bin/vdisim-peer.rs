@@ -22,6 +22,12 @@ modes:
   client-hold <set> <timeout-ms>           prints every GetCommand result; completes Writes;
                                            stops at VD_E_CLOSE or VD_E_ABORT
   client-abort <set> <after>               completes <after> commands, then SignalAbort
+  client-report <set> <devices> <dir> <backup|restore> [request-complete]
+                                           reference client; prints `EVENT report <json>`
+  client-disk-full <set> <devices> <dir> <nth>
+                                           stores Writes to <dir> like client-backup, but answers
+                                           device 0's <nth> Write with ERROR_DISK_FULL; answers
+                                           ClearError; never aborts on its own
   server-backup  <set> <devices> <bytes>   streams the pattern out of every device
   server-restore <set> <devices> <bytes>   reads every device back and verifies the pattern
   server-hold <set>                        sends one Write, waits for its completion
@@ -62,6 +68,44 @@ fn main() -> ExitCode {
                 }
                 Err(e) => Err(e.to_string()),
             }
+        }
+        "client-report" => {
+            let (Some(devices), Some(dir), Some(m)) = (
+                arg::<u32>(&args, 2),
+                arg::<PathBuf>(&args, 3),
+                args.get(4).map(String::as_str),
+            ) else {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            };
+            let m = match m {
+                "backup" => Mode::Backup,
+                "restore" => Mode::Restore,
+                _ => {
+                    eprintln!("{USAGE}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut opts = Options::new(m, set, devices, dir);
+            if args.get(5).map(String::as_str) == Some("request-complete") {
+                opts.features |= vdisim::vdi::features::VDF_REQUEST_COMPLETE;
+            }
+            match reference_client::run(&opts, || event(&["created"])) {
+                Ok(r) => {
+                    event(&["report", &serde_json::to_string(&r).unwrap_or_default()]);
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        "client-disk-full" => {
+            let (Some(devices), Some(dir), Some(nth)) =
+                (arg::<u32>(&args, 2), arg::<PathBuf>(&args, 3), arg::<u64>(&args, 4))
+            else {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            };
+            disk_full(set, devices, &dir, nth)
         }
         "client-premature-close" => premature_close(set),
         "client-hold" => hold(set, arg(&args, 2).unwrap_or(INFINITE), None),
@@ -197,5 +241,76 @@ fn server_hold(set: &str, premature: bool) -> Result<(), String> {
         Err(e) => event(&["completion", e.name()]),
     }
     let _ = server.close();
+    Ok(())
+}
+
+/// A client whose device 0 runs out of space at its `nth` Write: it answers that Write with
+/// ERROR_DISK_FULL and leaves the decision to the server (ClearError, CloseDevice or SignalAbort,
+/// §3.5), reporting what it sees. Writes before the failure are stored like the reference
+/// client's, so a later restore from `dir` sees a truncated stripe.
+fn disk_full(set: &str, devices: u32, dir: &std::path::Path, nth: u64) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let mut vds = ClientVirtualDeviceSet::new();
+    vds.create_ex(None, set, &VDConfig::request(devices, 0))
+        .map_err(|e| e.to_string())?;
+    event(&["created"]);
+    let cfg = vds.get_configuration(20_000);
+    event(&["get-configuration", result_name(&cfg)]);
+    cfg.map_err(|e| e.to_string())?;
+    let mut devs = Vec::new();
+    for i in 0..devices {
+        let name = reference_client::device_name(set, i);
+        let dev = loop {
+            match vds.open_device(&name) {
+                Err(VdError::Open) => continue,
+                other => break other,
+            }
+        };
+        devs.push(dev.map_err(|e| format!("OpenDevice {name}: {e}"))?);
+    }
+    std::thread::scope(|s| {
+        for (i, dev) in devs.iter().enumerate() {
+            let path = reference_client::stripe_path(dir, i as u32);
+            s.spawn(move || {
+                let mut file = std::fs::File::create(&path).ok();
+                let mut writes = 0u64;
+                loop {
+                    let cmd = match dev.get_command(20_000) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            event(&["device-end", &i.to_string(), e.name()]);
+                            return;
+                        }
+                    };
+                    let (code, bytes) = match cmd.command() {
+                        Some(CommandCode::Write) => {
+                            writes += 1;
+                            if i == 0 && writes == nth {
+                                event(&["write-failed", &i.to_string()]);
+                                (completion::ERROR_DISK_FULL, 0)
+                            } else {
+                                if let Some(f) = file.as_mut() {
+                                    let _ = f.write_all(cmd.buffer());
+                                }
+                                (completion::ERROR_SUCCESS, cmd.size())
+                            }
+                        }
+                        Some(CommandCode::ClearError) => {
+                            event(&["clear-error", &i.to_string()]);
+                            (completion::ERROR_SUCCESS, 0)
+                        }
+                        Some(CommandCode::Flush) => (completion::ERROR_SUCCESS, 0),
+                        _ => (completion::ERROR_NOT_SUPPORTED, 0),
+                    };
+                    if let Err(e) = dev.complete_command(&cmd, code, bytes, 0) {
+                        event(&["device-end", &i.to_string(), e.name()]);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let closed = vds.close();
+    event(&["close", result_name(&closed)]);
     Ok(())
 }

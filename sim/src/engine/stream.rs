@@ -728,6 +728,13 @@ impl MediaHeader {
     }
 }
 
+/// Reads the media header from the first [`MEDIA_HEADER_LEN`] bytes of a stripe, before the
+/// restore knows the backup's BLOCKSIZE (the header sits in the first 512 bytes whatever the
+/// BLOCKSIZE, §3.3). `stripe` only labels errors. This does not replace the decoder's checks.
+pub fn read_media_header(first: &[u8], stripe: u32) -> Result<MediaHeader, StreamError> {
+    MediaHeader::decode(first, stripe).map(|(h, _)| h)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoder
 

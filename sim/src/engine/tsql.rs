@@ -399,6 +399,26 @@ pub fn parse_batch(sql: &str) -> Result<Vec<Statement>, SqlError> {
     }
 }
 
+/// Like [`parse_batch`], with the line each statement starts on (for errors the engine raises
+/// while executing it, which SQL Server reports at the statement's first line).
+pub fn parse_batch_lines(sql: &str) -> Result<Vec<(u32, Statement)>, SqlError> {
+    let mut p = Parser::new(sql);
+    let mut out = Vec::new();
+    loop {
+        let (kind, line) = {
+            let t = p.peek()?;
+            (t.kind, t.line)
+        };
+        match kind {
+            Kind::Eof => return Ok(out),
+            Kind::Go | Kind::Punct(';') => {
+                p.advance()?;
+            }
+            _ => out.push((line, p.statement()?)),
+        }
+    }
+}
+
 /// Parses exactly one statement, with an optional trailing `;`. Anything else, including an
 /// empty input or a `GO` line, is a syntax error.
 pub fn parse_statement(sql: &str) -> Result<Statement, SqlError> {

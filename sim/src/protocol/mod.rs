@@ -48,7 +48,7 @@ pub enum PeerMisbehaved {
     BufferMismatch { device: usize, code: u32 },
     #[error("shared header: {field} holds {value}, which is not valid")]
     BadHeaderField { field: &'static str, value: u64 },
-    #[error("shared header: state went back from {from} to {to}")]
+    #[error("shared header: phase (set state) went back from {from} to {to}")]
     StateRegression { from: u32, to: u32 },
 }
 

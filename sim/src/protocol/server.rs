@@ -87,6 +87,8 @@ pub struct ServerMachine {
     queue_capacity: usize,
     last_progress: Option<Instant>,
     synthesized: VecDeque<Completion>,
+    /// The abort came from the client: completions it published before aborting still count.
+    aborted_by_peer: bool,
 }
 
 impl ServerMachine {
@@ -102,6 +104,7 @@ impl ServerMachine {
             queue_capacity,
             last_progress: None,
             synthesized: VecDeque::new(),
+            aborted_by_peer: false,
         }
     }
 
@@ -292,8 +295,10 @@ impl ServerMachine {
     }
 
     /// A completion the client published. `Ok(Some(c))` to deliver; `Ok(None)` when it is
-    /// ignored because the set was aborted (§1.4 "client completions are ignored");
-    /// `Err` when the client misbehaved (the transport then aborts the set).
+    /// ignored (§1.4 "client completions are ignored" after the server's own abort, or a
+    /// completion for a command already failed by the abort); `Err` when the client
+    /// misbehaved (the transport then aborts the set). After an abort *by the client*, a
+    /// completion for a still-outstanding command was published before the abort and counts.
     pub fn handle_completion(
         &mut self,
         device: usize,
@@ -303,8 +308,19 @@ impl ServerMachine {
         position: u64,
         now: Instant,
     ) -> Result<Option<Completion>, PeerMisbehaved> {
-        if matches!(self.state, ServerState::Abort | ServerState::Closed) {
-            return Ok(None);
+        match self.state {
+            ServerState::Closed => return Ok(None),
+            ServerState::Abort if !self.aborted_by_peer => return Ok(None),
+            ServerState::Abort => {
+                let outstanding = self
+                    .devices
+                    .get(device)
+                    .is_some_and(|d| d.outstanding.contains_key(&id));
+                if !outstanding {
+                    return Ok(None);
+                }
+            }
+            _ => {}
         }
         let Some(d) = self.devices.get_mut(device) else {
             return Err(PeerMisbehaved::BadDeviceIndex { device });
@@ -370,7 +386,8 @@ impl ServerMachine {
 
     /// The client (or a liveness check, or a validation failure) aborted the set (§3.6).
     pub fn handle_abort(&mut self) {
-        if !matches!(self.state, ServerState::Dne | ServerState::Closed) {
+        if !matches!(self.state, ServerState::Dne | ServerState::Closed | ServerState::Abort) {
+            self.aborted_by_peer = true;
             self.abort();
         }
     }
@@ -378,18 +395,21 @@ impl ServerMachine {
     fn abort(&mut self) {
         self.state = ServerState::Abort;
         self.last_progress = None;
-        for (index, d) in self.devices.iter_mut().enumerate() {
-            for (id, p) in std::mem::take(&mut d.outstanding) {
-                self.synthesized.push_back(Completion {
-                    device: index,
-                    id,
-                    command: p.command,
-                    completion_code: completion::ERROR_OPERATION_ABORTED,
-                    bytes_transferred: 0,
-                    position: 0,
-                });
-            }
-        }
+    }
+
+    /// Fails the device's next outstanding command with ERROR_OPERATION_ABORTED (lazily, so
+    /// completions the client published before its abort are delivered first).
+    fn synthesize_one(&mut self, device: usize) -> Option<Completion> {
+        let d = self.devices.get_mut(device)?;
+        let (id, p) = d.outstanding.pop_first()?;
+        Some(Completion {
+            device,
+            id,
+            command: p.command,
+            completion_code: completion::ERROR_OPERATION_ABORTED,
+            bytes_transferred: 0,
+            position: 0,
+        })
     }
 
     /// Close (seed document): VD_E_PROTOCOL if devices are still open, but it still aborts and
@@ -413,13 +433,26 @@ impl ServerMachine {
 
     /// The next synthesized completion (abort, Close) for `device`, if any.
     pub fn poll_completion(&mut self, device: usize) -> Option<Completion> {
-        let pos = self.synthesized.iter().position(|c| c.device == device)?;
-        self.synthesized.remove(pos)
+        if let Some(pos) = self.synthesized.iter().position(|c| c.device == device) {
+            return self.synthesized.remove(pos);
+        }
+        if matches!(self.state, ServerState::Abort | ServerState::Closed) {
+            return self.synthesize_one(device);
+        }
+        None
     }
 
     /// Every synthesized completion, for Close's report.
     pub fn drain_completions(&mut self) -> Vec<Completion> {
-        self.synthesized.drain(..).collect()
+        let mut out: Vec<Completion> = self.synthesized.drain(..).collect();
+        if matches!(self.state, ServerState::Abort | ServerState::Closed) {
+            for device in 0..self.devices.len() {
+                while let Some(c) = self.synthesize_one(device) {
+                    out.push(c);
+                }
+            }
+        }
+        out
     }
 
     fn server_timeout(&self) -> Option<Duration> {
@@ -694,6 +727,35 @@ mod tests {
         assert_eq!(m.poll_completion(0), None);
         assert_eq!(m.send_command(0, WRITE, 512, now), Err(VdError::Abort));
         assert_eq!(m.close_device(0), Err(VdError::Abort));
+    }
+
+    /// A completion the client published before its own abort still counts; after the
+    /// server's abort, client completions are ignored (§1.4).
+    #[test]
+    fn completions_racing_an_abort() {
+        let now = Instant::now();
+        let mut m = machine_in(ServerState::Active, 1);
+        let a = m.send_command(0, WRITE, 512, now).unwrap();
+        let b = m.send_command(0, WRITE, 512, now).unwrap();
+        m.handle_abort();
+        let done = m.handle_completion(0, a, ERROR_SUCCESS, 512, 0, now).unwrap().unwrap();
+        assert_eq!(done.completion_code, ERROR_SUCCESS);
+        let failed = m.poll_completion(0).unwrap();
+        assert_eq!((failed.id, failed.completion_code), (b, ERROR_OPERATION_ABORTED));
+        assert_eq!(
+            m.handle_completion(0, b, ERROR_SUCCESS, 512, 0, now),
+            Ok(None),
+            "already failed"
+        );
+
+        let mut m = machine_in(ServerState::Active, 1);
+        let a = m.send_command(0, WRITE, 512, now).unwrap();
+        m.signal_abort().unwrap();
+        assert_eq!(m.handle_completion(0, a, ERROR_SUCCESS, 512, 0, now), Ok(None));
+        assert_eq!(
+            m.poll_completion(0).map(|c| c.completion_code),
+            Some(ERROR_OPERATION_ABORTED)
+        );
     }
 
     /// serverTimeOut: abort only after two intervals with requests pending and no progress.

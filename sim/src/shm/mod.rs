@@ -8,6 +8,7 @@ pub mod layout;
 pub mod platform;
 pub mod ring;
 
+use crate::protocol::PeerMisbehaved;
 use crate::vdi::{VdError, VdResult};
 use layout::{BufferHeader, SetHeader, BUFFER_AREA_OFFSET, HEADER_MAGIC, HEADER_SEGMENT_SIZE, LAYOUT_VERSION};
 use shared_memory::{Shmem, ShmemConf, ShmemError};
@@ -102,6 +103,9 @@ fn map_error(e: ShmemError) -> SegmentError {
     match e {
         ShmemError::MappingIdExists | ShmemError::LinkExists => SegmentError::Exists,
         ShmemError::MapOpenFailed(2) => SegmentError::NotFound,
+        // mmap of a zero-length object: its creator is between shm_open and ftruncate (or died
+        // there). Not a memory problem: the set is not ready (reliability fix F3).
+        ShmemError::MapOpenFailed(22) => SegmentError::TooSmall,
         ShmemError::MapOpenFailed(13) | ShmemError::MapCreateFailed(13) => SegmentError::PermissionDenied,
         other => SegmentError::Os(other.to_string()),
     }
@@ -209,6 +213,47 @@ impl HeaderMapping {
     pub fn segment(&self) -> &Segment {
         &self.seg
     }
+
+    /// Re-checks what a peer must never change after initialisation: magic, layout version
+    /// and header size; and that `phase` only moves forward from `phase_seen` (the highest
+    /// value this side has seen or written) within the defined values. Run on each blocking
+    /// slice; a failure names the field (reliability fix F8).
+    pub fn check_shared(&self, phase_seen: &std::sync::atomic::AtomicU32) -> Result<(), PeerMisbehaved> {
+        let h = self.header();
+        let magic = h.magic.load(Ordering::Relaxed);
+        if magic != HEADER_MAGIC {
+            return Err(PeerMisbehaved::BadHeaderField {
+                field: "magic",
+                value: magic,
+            });
+        }
+        let version = h.version.load(Ordering::Relaxed);
+        if version != LAYOUT_VERSION {
+            return Err(PeerMisbehaved::BadHeaderField {
+                field: "version",
+                value: version,
+            });
+        }
+        let size = h.header_size.load(Ordering::Relaxed);
+        if size != HEADER_SEGMENT_SIZE as u64 {
+            return Err(PeerMisbehaved::BadHeaderField {
+                field: "header_size",
+                value: size,
+            });
+        }
+        let now = h.phase.load(Ordering::Acquire);
+        if now > layout::phase::SERVER_CLOSED {
+            return Err(PeerMisbehaved::BadHeaderField {
+                field: "phase",
+                value: u64::from(now),
+            });
+        }
+        let seen = phase_seen.fetch_max(now, Ordering::AcqRel);
+        if now < seen {
+            return Err(PeerMisbehaved::StateRegression { from: seen, to: now });
+        }
+        Ok(())
+    }
 }
 
 /// A mapped buffer-area segment.
@@ -308,8 +353,11 @@ pub fn create_header(instance: &str, set: &str, group: bool) -> VdResult<HeaderM
                 let m = HeaderMapping::new(seg).map_err(VdError::from)?;
                 let h = m.header();
                 let me = platform::LivenessToken::current();
-                h.client.pid.store(me.pid, Ordering::Relaxed);
+                // SYNC POINT: the start time happens-before a prober's Acquire load of a
+                // non-zero pid, so a live creator is never judged by a half-written token
+                // (reliability fix F1: racing creators both succeeded).
                 h.client.start.store(me.start, Ordering::Relaxed);
+                h.client.pid.store(me.pid, Ordering::Release);
                 h.magic.store(HEADER_MAGIC, Ordering::Relaxed);
                 h.header_size.store(HEADER_SEGMENT_SIZE as u64, Ordering::Relaxed);
                 return Ok(m);
@@ -325,10 +373,26 @@ pub fn create_header(instance: &str, set: &str, group: bool) -> VdResult<HeaderM
 }
 
 fn probe_existing(name: &str, instance: &str, set: &str) -> VdResult<Probe> {
-    let seg = match Segment::open(name, 0) {
-        Ok(s) => s,
-        Err(SegmentError::NotFound) => return Ok(Probe::Reclaimed),
-        Err(e) => return Err(e.into()),
+    let mut waited_empty = false;
+    let seg = loop {
+        match Segment::open(name, 0) {
+            Ok(s) => break s,
+            Err(SegmentError::NotFound) => return Ok(Probe::Reclaimed),
+            // Zero length: the creator is between shm_open and ftruncate. Give it a moment;
+            // if it stays empty its creator died there, and we size it ourselves so that the
+            // normal path below (no liveness token → reclaim by CAS) applies (fix F4).
+            Err(SegmentError::TooSmall) if !waited_empty => {
+                waited_empty = true;
+                let deadline = Instant::now() + Duration::from_millis(500);
+                while Instant::now() < deadline && segment_len(name) == Some(0) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if segment_len(name) == Some(0) {
+                    grow_empty_header(name);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
     let Ok(m) = HeaderMapping::new(seg) else {
         // Not one of ours (wrong size): refuse rather than delete someone else's object.
@@ -338,8 +402,10 @@ fn probe_existing(name: &str, instance: &str, set: &str) -> VdResult<Probe> {
     // A creator that just created the segment fills its token immediately; give it a moment.
     let deadline = Instant::now() + Duration::from_millis(500);
     let token = loop {
+        // SYNC POINT: pid first (Acquire), pairs with the creator's Release store (F1).
+        let pid = h.client.pid.load(Ordering::Acquire);
         let t = platform::LivenessToken {
-            pid: h.client.pid.load(Ordering::Acquire),
+            pid,
             start: h.client.start.load(Ordering::Acquire),
         };
         if t.pid != 0 || Instant::now() >= deadline {
@@ -361,6 +427,27 @@ fn probe_existing(name: &str, instance: &str, set: &str) -> VdResult<Probe> {
         unlink(name);
     }
     Ok(Probe::Reclaimed)
+}
+
+/// The length of a segment, by name (`None` if it is gone or this OS has no /dev/shm).
+fn segment_len(name: &str) -> Option<u64> {
+    std::fs::metadata(shm_path(name)).ok().map(|m| m.len())
+}
+
+/// Where a segment's name lives in the file system (Linux).
+fn shm_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new("/dev/shm").join(name.trim_start_matches('/'))
+}
+
+/// Sizes a zero-length header segment left by a creator that died before its ftruncate, so it
+/// can be probed and reclaimed like any other dead set. Sizing it to the length the creator
+/// would have given it is harmless should that creator still be alive after all.
+fn grow_empty_header(name: &str) {
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(shm_path(name)) {
+        if f.metadata().is_ok_and(|m| m.len() == 0) {
+            let _ = f.set_len(HEADER_SEGMENT_SIZE as u64);
+        }
+    }
 }
 
 /// Opens a set's header (server Open, OpenInSecondary), waiting up to `init_wait` for a
@@ -405,8 +492,95 @@ pub struct SegmentInfo {
     pub reason: String,
 }
 
+/// How long a header may stay without a creator token (or a segment stay empty) before it
+/// counts as abandoned: a live creator fills both within microseconds of creating it.
+const INIT_GRACE: Duration = Duration::from_secs(2);
+
+/// What a header segment's contents say about its set.
+enum HeaderVerdict {
+    InUse(String),
+    Stale(String),
+    /// Not a vdisim header of this build, or not ours to judge: left alone.
+    Foreign(String),
+    Gone,
+}
+
+/// How long ago a segment was last modified (by ftruncate or a write through the file).
+fn segment_age(name: &str) -> Duration {
+    std::fs::metadata(shm_path(name))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or(Duration::ZERO)
+}
+
+/// Judges a mapped header by its liveness tokens.
+fn judge_header(name: &str, h: &SetHeader) -> HeaderVerdict {
+    if h.reclaimed.load(Ordering::Acquire) != 0 {
+        return HeaderVerdict::Stale("already reclaimed by another process".to_string());
+    }
+    // SYNC POINT: pid before start, pairs with the writers' order (F1).
+    let client = platform::LivenessToken {
+        pid: h.client.pid.load(Ordering::Acquire),
+        start: h.client.start.load(Ordering::Acquire),
+    };
+    let server = platform::LivenessToken {
+        pid: h.server.pid.load(Ordering::Acquire),
+        start: h.server.start.load(Ordering::Acquire),
+    };
+    let alive = |t: platform::LivenessToken| t.state() == platform::PeerState::Alive;
+    if alive(client) || alive(server) {
+        HeaderVerdict::InUse(format!("in use (client pid {}, server pid {})", client.pid, server.pid))
+    } else if client.pid == 0 && segment_age(name) < INIT_GRACE {
+        HeaderVerdict::InUse("being created".to_string())
+    } else if client.pid == 0 {
+        HeaderVerdict::Stale("its creator died before finishing CreateEx".to_string())
+    } else {
+        HeaderVerdict::Stale(format!("creator pid {} is gone", client.pid))
+    }
+}
+
+/// Opens a header segment by OS name and judges it; hands back the mapping when it is ours.
+fn open_and_judge(os_name: &str) -> (HeaderVerdict, Option<HeaderMapping>) {
+    match Segment::open(os_name, 0) {
+        Ok(seg) => match HeaderMapping::new(seg) {
+            Ok(m) => (judge_header(os_name, m.header()), Some(m)),
+            Err(_) => (
+                HeaderVerdict::Foreign("too small to be a vdisim set header; left alone".to_string()),
+                None,
+            ),
+        },
+        Err(SegmentError::TooSmall) if segment_age(os_name) >= INIT_GRACE => (
+            HeaderVerdict::Stale("empty: its creator died while creating it".to_string()),
+            None,
+        ),
+        Err(SegmentError::TooSmall) => (HeaderVerdict::InUse("being created".to_string()), None),
+        Err(SegmentError::NotFound) => (HeaderVerdict::Gone, None),
+        Err(SegmentError::PermissionDenied) => (HeaderVerdict::Foreign("owned by another user".to_string()), None),
+        Err(e) => (HeaderVerdict::Foreign(format!("cannot open: {e:?}")), None),
+    }
+}
+
+/// Reads a segment's first word, which tells headers from buffer areas (fix F6: a set named
+/// `x.buf1` must never be taken for the buffer area of set `x`).
+fn first_word(name: &str) -> Option<u64> {
+    use std::io::Read;
+    let mut word = [0u8; 8];
+    let mut f = std::fs::File::open(shm_path(name)).ok()?;
+    f.read_exact(&mut word).ok()?;
+    Some(u64::from_le_bytes(word))
+}
+
+/// The header a buffer-area name belongs to: `<header>.buf<digits>`.
+fn buffer_parent(name: &str) -> Option<&str> {
+    let idx = name.rfind(".buf")?;
+    let digits = &name[idx + 4..];
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| &name[..idx])
+}
+
 /// Lists vdisim segments and whether each is stale: a header whose creator and server are
-/// both gone, or a buffer area whose header is gone. Linux only (/dev/shm).
+/// both gone (or that was never finished), or a buffer area whose set is gone or stale.
+/// Linux only (/dev/shm).
 pub fn list_segments() -> Vec<SegmentInfo> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/dev/shm") else {
@@ -421,46 +595,23 @@ pub fn list_segments() -> Vec<SegmentInfo> {
         })
         .collect();
     names.sort();
-    let headers: Vec<String> = names
-        .iter()
-        .filter(|(n, _)| !n.contains(".buf"))
-        .map(|(n, _)| n.clone())
-        .collect();
     for (n, size) in &names {
         let os_name = format!("/{n}");
-        let (stale, reason) = if let Some(idx) = n.rfind(".buf") {
-            let parent = &n[..idx];
-            if headers.iter().any(|h| h == parent) {
-                (false, "buffer area of an existing set".to_string())
-            } else {
-                (true, "buffer area whose set header is gone".to_string())
-            }
-        } else {
-            match Segment::open(&os_name, 0).map(HeaderMapping::new) {
-                Ok(Ok(m)) => {
-                    let h = m.header();
-                    let client = platform::LivenessToken {
-                        pid: h.client.pid.load(Ordering::Acquire),
-                        start: h.client.start.load(Ordering::Acquire),
-                    };
-                    let server = platform::LivenessToken {
-                        pid: h.server.pid.load(Ordering::Acquire),
-                        start: h.server.start.load(Ordering::Acquire),
-                    };
-                    let alive = |t: platform::LivenessToken| t.state() == platform::PeerState::Alive;
-                    if alive(client) || alive(server) {
-                        (
-                            false,
-                            format!("in use (client pid {}, server pid {})", client.pid, server.pid),
-                        )
-                    } else {
-                        (true, format!("creator pid {} is gone", client.pid))
-                    }
+        let word = first_word(&os_name);
+        let parent = buffer_parent(n).filter(|_| word != Some(HEADER_MAGIC));
+        let (stale, reason) = match parent {
+            Some(parent) => match open_and_judge(&format!("/{parent}")).0 {
+                HeaderVerdict::Gone => (true, "buffer area whose set header is gone".to_string()),
+                HeaderVerdict::Stale(why) => (true, format!("buffer area of a stale set ({why})")),
+                HeaderVerdict::InUse(_) | HeaderVerdict::Foreign(_) => {
+                    (false, "buffer area of an existing set".to_string())
                 }
-                Ok(Err(_)) => (false, "too small to be a vdisim set header; left alone".to_string()),
-                Err(SegmentError::PermissionDenied) => (false, "owned by another user".to_string()),
-                Err(e) => (false, format!("cannot open: {e:?}")),
-            }
+            },
+            None => match open_and_judge(&os_name).0 {
+                HeaderVerdict::Stale(why) => (true, why),
+                HeaderVerdict::InUse(why) | HeaderVerdict::Foreign(why) => (false, why),
+                HeaderVerdict::Gone => continue,
+            },
         };
         out.push(SegmentInfo {
             name: n.clone(),
@@ -472,11 +623,48 @@ pub fn list_segments() -> Vec<SegmentInfo> {
     out
 }
 
+/// Removes a stale header the way a creator reclaims one: re-judged on a fresh mapping, and
+/// unlinked only by the winner of the `reclaimed` CAS, so a set created under the same name
+/// meanwhile is never removed (fix F6). Also removes its buffer area.
+fn reclaim_stale_header(os_name: &str) -> bool {
+    if segment_len(os_name) == Some(0) && segment_age(os_name) >= INIT_GRACE {
+        grow_empty_header(os_name);
+    }
+    let (verdict, mapping) = open_and_judge(os_name);
+    let (HeaderVerdict::Stale(_), Some(m)) = (verdict, mapping) else {
+        return false;
+    };
+    let h = m.header();
+    if h.reclaimed
+        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return false;
+    }
+    let generation = h.buffer_generation.load(Ordering::Acquire);
+    if generation != 0 {
+        unlink(&format!("{os_name}.buf{generation}"));
+    }
+    unlink(os_name)
+}
+
 /// Removes every stale vdisim segment; returns what was removed.
 pub fn remove_stale_segments() -> Vec<SegmentInfo> {
     list_segments()
         .into_iter()
-        .filter(|s| s.stale && unlink(&format!("/{}", s.name)))
+        .filter(|s| {
+            if !s.stale {
+                return false;
+            }
+            let os_name = format!("/{}", s.name);
+            let is_buffer = buffer_parent(&s.name).is_some() && first_word(&os_name) != Some(HEADER_MAGIC);
+            if is_buffer {
+                // Buffer names carry a fresh generation, so a new set never reuses one.
+                unlink(&os_name)
+            } else {
+                reclaim_stale_header(&os_name)
+            }
+        })
         .collect()
 }
 

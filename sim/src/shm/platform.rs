@@ -118,7 +118,10 @@ mod imp {
 
     pub fn state(pid: u32, start: u64) -> PeerState {
         match stat(pid) {
-            Some((s, t)) if t == start && s != 'Z' && s != 'X' => PeerState::Alive,
+            // start == 0: the owner published its pid but not yet its start time (server Open
+            // claims the pid by CAS first). Judge by the pid alone rather than call a live
+            // peer dead (reliability fix F2).
+            Some((s, t)) if (t == start || start == 0) && s != 'Z' && s != 'X' => PeerState::Alive,
             _ => PeerState::Dead,
         }
     }
