@@ -210,6 +210,7 @@ impl ClientVirtualDeviceSet {
             return Err(VdError::Protocol);
         }
         let set = ClientSet::new(instance, name, false, header, ClientMachine::new());
+        set.phase_seen.store(phase::CONFIGURED, Ordering::Relaxed);
         let answer = set.map_buffers()?;
         let names = set.published_names();
         lock(&set.machine).open_secondary(answer, names)?;
@@ -341,11 +342,17 @@ impl ClientSet {
             let size = h.buffer_area_size.load(Ordering::Acquire);
             let name = shm::buffer_segment_name(&self.instance, &self.name, generation);
             let area = BufferMapping::open(&name, size, generation).map_err(|e| {
+                if e == VdError::Security {
+                    // Not the server's fault: this user may not map its area (§4 permissions).
+                    *lock(&self.last_error) = Some(format!("no permission to map the buffer area {name}"));
+                    self.publish_abort(abort_reason::PEER_MISBEHAVED);
+                    return e;
+                }
+                // The set is aborted either way: say so (reliability fix F7).
                 self.misbehaved(PeerMisbehaved::BadHeaderField {
                     field: "buffer area",
                     value: size,
-                });
-                e
+                })
             })?;
             let _ = self.buffers.set(area);
         }
@@ -366,7 +373,9 @@ impl ClientSet {
             return Err(VdError::Timeout);
         }
         match h.phase.load(Ordering::Acquire) {
-            phase::CONFIGURED => {}
+            phase::CONFIGURED => {
+                self.phase_seen.fetch_max(phase::CONFIGURED, Ordering::AcqRel);
+            }
             phase::SERVER_CLOSED => {
                 *lock(&self.last_error) = Some("the server closed the set before configuring it".into());
                 self.publish_abort(abort_reason::SIGNAL);

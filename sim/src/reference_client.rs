@@ -356,7 +356,9 @@ fn io_error_code(e: &std::io::Error) -> u32 {
     if e.raw_os_error() == Some(libc::ENOSPC) {
         return completion::ERROR_DISK_FULL;
     }
-    if e.kind() == std::io::ErrorKind::StorageFull {
+    // Windows reports ERROR_HANDLE_DISK_FULL (39) or ERROR_DISK_FULL (112) itself.
+    #[cfg(windows)]
+    if matches!(e.raw_os_error(), Some(39) | Some(112)) {
         return completion::ERROR_DISK_FULL;
     }
     completion::ERROR_IO_DEVICE

@@ -237,6 +237,7 @@ impl ServerVirtualDeviceSet {
         // SYNC POINT: the answer, generation and size happen-before the client's Acquire
         // load of `phase`.
         h.phase.store(phase::CONFIGURED, Ordering::Release);
+        set.phase_seen.fetch_max(phase::CONFIGURED, Ordering::AcqRel);
         drop(m);
         ring::notify_all(&h.set_wake);
         Ok(answer)
@@ -303,12 +304,15 @@ impl ServerVirtualDeviceSet {
     /// unmaps and completes outstanding commands with ERROR_OPERATION_ABORTED.
     pub fn close(&self) -> CloseOutcome {
         let set = &self.set;
-        let (result, aborted) = {
+        let (result, aborted, already_closed) = {
             let mut m = lock(&set.machine);
+            // A second Close is VD_E_PROTOCOL ("no set open") and must not abort the set
+            // after a normal end (found by the property-based model, issue 5).
+            let already_closed = m.state() == ServerState::Closed;
             let result = m.close();
-            (result, m.drain_completions())
+            (result, m.drain_completions(), already_closed)
         };
-        if result == Err(VdError::Protocol) || !aborted.is_empty() {
+        if !already_closed && (result == Err(VdError::Protocol) || !aborted.is_empty()) {
             set.publish_abort(abort_reason::PREMATURE_CLOSE);
         }
         lock(&set.lent).clear();

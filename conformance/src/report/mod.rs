@@ -1,66 +1,37 @@
-//! Reports of a run: terminal table, JSON, JUnit XML, self-contained HTML, expected-failure
-//! files and baselines. (Being written: the bodies below are placeholders until then.)
+//! Reports of a run: terminal table, JSON, JUnit XML, one self-contained HTML page,
+//! expected-failure files (`--expect`) and baselines (`--baseline`).
+//!
+//! Every string in a report may come from the implementation under test (an external program's
+//! output, a transcript), so each format escapes everything: markup for XML and HTML, and control
+//! characters and bidi overrides for all formats (shown as `\x1b`, `\u{202e}`).
+
+mod expect;
+mod glob;
+mod html;
+mod json;
+mod junit;
+mod terminal;
+mod text;
 
 use crate::model::RunReport;
 
-/// A terminal table with one line per case and a summary line per implementation.
+pub use expect::{apply_expectations, exit_code, regressions, Expectations};
+pub use glob::glob_match;
+pub use json::{from_json, to_json};
+pub use terminal::{summary_line, terminal_table_with, TerminalOptions};
+
+/// A terminal table with one line per case and a summary line per implementation; plain ASCII
+/// decoration, no color (see [`terminal_table_with`] for colors and a failures-only view).
 pub fn terminal_table(report: &RunReport) -> String {
-    format!("{} implementation run(s)\n", report.runs.len())
+    terminal_table_with(report, &TerminalOptions::default())
 }
 
-/// The JSON report (with `schema_version`).
-pub fn to_json(report: &RunReport) -> String {
-    serde_json::to_string_pretty(report).unwrap_or_default()
-}
-
-/// Parses a JSON report (e.g. a `--baseline`).
-pub fn from_json(text: &str) -> Result<RunReport, String> {
-    serde_json::from_str(text).map_err(|e| e.to_string())
-}
-
-/// JUnit XML.
-pub fn to_junit(_report: &RunReport) -> String {
-    String::new()
+/// JUnit XML: one `<testsuite>` per implementation, one `<testcase>` per case.
+pub fn to_junit(report: &RunReport) -> String {
+    junit::to_junit(report)
 }
 
 /// One self-contained HTML page: implementations x cases matrix, failures with transcripts.
-pub fn to_html(_report: &RunReport) -> String {
-    String::new()
-}
-
-/// An `--expect` file: globs of case ids with reasons (BoGo's disabled tests).
-#[derive(Debug, Clone, Default)]
-pub struct Expectations {
-    pub entries: Vec<(String, String)>,
-}
-
-impl Expectations {
-    pub fn load(path: &std::path::Path) -> Result<Expectations, String> {
-        let _ = path;
-        Ok(Expectations::default())
-    }
-
-    /// The reason a case is expected to fail for an implementation, if any entry matches.
-    pub fn reason_for(&self, _case_id: &str, _implementation: &str) -> Option<&str> {
-        None
-    }
-}
-
-/// Marks failures covered by `expectations` (sets `CaseResult::expected_failure`).
-pub fn apply_expectations(_report: &mut RunReport, _expectations: &Expectations) {}
-
-/// Case ids (as `implementation/case`) failing in `current` that passed in `baseline`.
-pub fn regressions(_current: &RunReport, _baseline: &RunReport) -> Vec<String> {
-    Vec::new()
-}
-
-/// 0 when every strict case passed (or was expected to fail), 1 on any unexpected failure,
-/// hang or regression.
-pub fn exit_code(report: &RunReport) -> u8 {
-    let ok = report.runs.iter().all(|r| r.is_conformant()) && report.regressions.is_empty();
-    if ok {
-        0
-    } else {
-        1
-    }
+pub fn to_html(report: &RunReport) -> String {
+    html::to_html(report)
 }

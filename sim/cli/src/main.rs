@@ -47,6 +47,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Installed or symlinked as `sqlcmd`, the binary is the sqlcmd front end.
+    if cmd_sql::invoked_as_sqlcmd() {
+        return ExitCode::from(cmd_sql::run_as_sqlcmd());
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Demo(a) => cmd_demo::run(a),

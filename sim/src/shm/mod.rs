@@ -625,46 +625,57 @@ pub fn list_segments() -> Vec<SegmentInfo> {
 
 /// Removes a stale header the way a creator reclaims one: re-judged on a fresh mapping, and
 /// unlinked only by the winner of the `reclaimed` CAS, so a set created under the same name
-/// meanwhile is never removed (fix F6). Also removes its buffer area.
-fn reclaim_stale_header(os_name: &str) -> bool {
+/// meanwhile is never removed (fix F6). Also removes its buffer area. Returns the OS names
+/// it unlinked.
+fn reclaim_stale_header(os_name: &str) -> Vec<String> {
     if segment_len(os_name) == Some(0) && segment_age(os_name) >= INIT_GRACE {
         grow_empty_header(os_name);
     }
     let (verdict, mapping) = open_and_judge(os_name);
     let (HeaderVerdict::Stale(_), Some(m)) = (verdict, mapping) else {
-        return false;
+        return Vec::new();
     };
     let h = m.header();
     if h.reclaimed
         .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
-        return false;
+        return Vec::new();
     }
+    let mut gone = Vec::new();
     let generation = h.buffer_generation.load(Ordering::Acquire);
-    if generation != 0 {
-        unlink(&format!("{os_name}.buf{generation}"));
+    let buffer = format!("{os_name}.buf{generation}");
+    if generation != 0 && unlink(&buffer) {
+        gone.push(buffer);
     }
-    unlink(os_name)
+    if unlink(os_name) {
+        gone.push(os_name.to_string());
+    }
+    gone
 }
 
 /// Removes every stale vdisim segment; returns what was removed.
 pub fn remove_stale_segments() -> Vec<SegmentInfo> {
-    list_segments()
+    let listed = list_segments();
+    let mut gone: Vec<String> = Vec::new();
+    for s in listed.iter().filter(|s| s.stale) {
+        let os_name = format!("/{}", s.name);
+        if gone.contains(&os_name) {
+            continue;
+        }
+        let is_buffer = buffer_parent(&s.name).is_some() && first_word(&os_name) != Some(HEADER_MAGIC);
+        if is_buffer {
+            // Buffer names carry a fresh generation, so a new set never reuses one.
+            if unlink(&os_name) {
+                gone.push(os_name);
+            }
+        } else {
+            gone.extend(reclaim_stale_header(&os_name));
+        }
+    }
+    listed
         .into_iter()
-        .filter(|s| {
-            if !s.stale {
-                return false;
-            }
-            let os_name = format!("/{}", s.name);
-            let is_buffer = buffer_parent(&s.name).is_some() && first_word(&os_name) != Some(HEADER_MAGIC);
-            if is_buffer {
-                // Buffer names carry a fresh generation, so a new set never reuses one.
-                unlink(&os_name)
-            } else {
-                reclaim_stale_header(&os_name)
-            }
-        })
+        .filter(|s| gone.contains(&format!("/{}", s.name)))
         .collect()
 }
 

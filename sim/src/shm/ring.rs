@@ -125,52 +125,153 @@ pub fn notify_all(wake: &AtomicU32) {
 
 /// How long one blocking slice lasts: liveness and abort are re-checked at least this often.
 pub const SLICE: Duration = Duration::from_millis(50);
-/// Busy-poll iterations before yielding, then blocking.
-pub const SPINS: u32 = 64;
-/// Yields before blocking.
-pub const YIELDS: u32 = 16;
+/// Longest spin (polling, no system call) before blocking, used while recent waits on the same
+/// word were short: about what a futex sleep and wake-up costs on a virtual machine, so a
+/// round trip with a live peer never pays for one (issue 7: round trip <= 3x a bare spin).
+pub const MAX_SPIN: Duration = Duration::from_micros(20);
+/// Spin used while recent waits were long (a busy peer, more device threads than cores):
+/// spinning then only steals the CPU the peer needs, so block almost at once.
+pub const MIN_SPIN: Duration = Duration::from_micros(1);
+/// While spinning is off, every PROBE_EVERY-th wait spins [`MAX_SPIN`] anyway, to notice
+/// that waits became short again.
+const PROBE_EVERY: u8 = 16;
 
 /// What a wait's `poll` closure is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
     /// Only cheap checks (shared-memory reads).
     Fast,
-    /// Also the expensive ones (peer liveness): once per blocking slice.
+    /// Also the expensive ones (peer liveness, reading /proc): at most once per [`SLICE`] of
+    /// blocking, and once more when the deadline passes.
     Full,
 }
 
+/// Recent history of one thread's waits on one wake word: the adaptive part of the spin.
+#[derive(Debug, Clone, Copy)]
+struct SpinHistory {
+    /// Address of the wake word (0: unused entry).
+    word: usize,
+    /// Moving average (weight 1/8) of "the wait ended within MAX_SPIN", scaled to 0..=256.
+    score: u16,
+    /// Waits since the last probe while spinning was off.
+    since_probe: u8,
+}
+
+const HISTORY: usize = 4;
+const SCORE_MAX: u16 = 256;
+/// Spin [`MAX_SPIN`] while at least half of the recent waits were short enough.
+const SCORE_SPIN: u16 = SCORE_MAX / 2;
+
+thread_local! {
+    static HISTORIES: std::cell::Cell<([SpinHistory; HISTORY], usize)> = const {
+        std::cell::Cell::new(([SpinHistory { word: 0, score: SCORE_MAX, since_probe: 0 }; HISTORY], 0))
+    };
+}
+
+/// How long this thread should spin on `word` now (and counts a probe if it is one).
+fn spin_budget(word: usize) -> Duration {
+    HISTORIES.with(|cell| {
+        let (mut entries, mut victim) = cell.get();
+        let i = match entries.iter().position(|e| e.word == word) {
+            Some(i) => i,
+            None => {
+                let i = victim;
+                victim = (victim + 1) % HISTORY;
+                entries[i] = SpinHistory {
+                    word,
+                    score: SCORE_MAX,
+                    since_probe: 0,
+                };
+                i
+            }
+        };
+        let e = &mut entries[i];
+        let budget = if e.score >= SCORE_SPIN {
+            MAX_SPIN
+        } else if e.since_probe + 1 >= PROBE_EVERY {
+            e.since_probe = 0;
+            MAX_SPIN
+        } else {
+            e.since_probe += 1;
+            MIN_SPIN
+        };
+        cell.set((entries, victim));
+        budget
+    })
+}
+
+/// Records how a wait on `word` that had to wait ended: within [`MAX_SPIN`] or not.
+fn record_wait(word: usize, short: bool) {
+    HISTORIES.with(|cell| {
+        let (mut entries, victim) = cell.get();
+        if let Some(e) = entries.iter_mut().find(|e| e.word == word) {
+            e.score = e.score - e.score / 8 + if short { SCORE_MAX / 8 } else { 0 };
+        }
+        cell.set((entries, victim));
+    })
+}
+
 /// Waits until `poll` returns `Some`, an error, or `deadline` passes (`Ok(None)`).
-/// Spins briefly, yields, then blocks on `wake` in slices of at most [`SLICE`]; a blocked
-/// waiter uses no CPU. `deadline = None` waits without end but still re-checks every slice.
+///
+/// Spins first, for an adaptive time: up to [`MAX_SPIN`] while this thread's recent waits on
+/// `wake` ended that fast, else [`MIN_SPIN`] (with a full-length probe now and then). Then
+/// blocks on `wake` in slices of at most [`SLICE`]; a blocked waiter uses no CPU. `poll` gets
+/// [`Check::Full`] at most once per slice of waiting and when the deadline passes, else
+/// [`Check::Fast`]. `deadline = None` waits without end but still re-checks every slice.
 pub fn wait_for<T, E>(
     wake: &AtomicU32,
     waiters: Option<&AtomicU32>,
     deadline: Option<Instant>,
     mut poll: impl FnMut(Check) -> Result<Option<T>, E>,
 ) -> Result<Option<T>, E> {
-    for i in 0..SPINS + YIELDS {
-        if let Some(v) = poll(Check::Fast)? {
-            return Ok(Some(v));
+    if let Some(v) = poll(Check::Fast)? {
+        return Ok(Some(v));
+    }
+    // From here on this is a real wait: its length feeds the spin history.
+    let word = wake as *const AtomicU32 as usize;
+    let start = Instant::now();
+    let spin_end = start + spin_budget(word);
+    let finish = |got: Result<Option<T>, E>| {
+        if let Ok(v) = &got {
+            record_wait(word, v.is_some() && start.elapsed() <= MAX_SPIN);
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return poll(Check::Full);
+        got
+    };
+    let mut polls = 0u32;
+    loop {
+        std::hint::spin_loop();
+        match poll(Check::Fast) {
+            Ok(None) => {}
+            other => return finish(other),
         }
-        if i < SPINS {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
+        polls = polls.wrapping_add(1);
+        if polls % 4 == 0 {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return finish(poll(Check::Full));
+            }
+            if now >= spin_end {
+                break;
+            }
         }
     }
+    let mut last_full = start;
     loop {
         if let Some(w) = waiters {
             w.fetch_add(1, Ordering::SeqCst);
         }
         let seen = wake.load(Ordering::SeqCst);
-        let ready = poll(Check::Full);
-        let ready = match ready {
+        let now = Instant::now();
+        let check = if now.duration_since(last_full) >= SLICE {
+            last_full = now;
+            Check::Full
+        } else {
+            Check::Fast
+        };
+        let ready = match poll(check) {
             Ok(None) => {
                 let slice = match deadline {
-                    Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+                    Some(d) => d.saturating_duration_since(now).min(SLICE),
                     None => SLICE,
                 };
                 if !slice.is_zero() {
@@ -183,10 +284,10 @@ pub fn wait_for<T, E>(
         if let Some(w) = waiters {
             w.fetch_sub(1, Ordering::SeqCst);
         }
-        match ready? {
-            Some(v) => return Ok(Some(v)),
-            None if deadline.is_some_and(|d| Instant::now() >= d) => return poll(Check::Full),
-            None => {}
+        match ready {
+            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => return finish(poll(Check::Full)),
+            Ok(None) => {}
+            other => return finish(other),
         }
     }
 }
@@ -240,6 +341,43 @@ mod tests {
         let mut p = Producer::attach(&*r);
         r.head.0.store(p.tail.wrapping_add(5), Ordering::SeqCst);
         assert!(p.push(&r, 3, "cmd", |_| ()).is_err());
+    }
+
+    #[test]
+    fn spin_budget_backs_off_after_long_waits_probes_and_recovers() {
+        // Thread-local history, and each test runs on its own thread: a fresh word.
+        let word = 0x5eed_0001;
+        assert_eq!(spin_budget(word), MAX_SPIN, "optimistic at first");
+        for _ in 0..32 {
+            record_wait(word, false);
+        }
+        let budgets: Vec<Duration> = (0..PROBE_EVERY).map(|_| spin_budget(word)).collect();
+        assert_eq!(budgets.iter().filter(|b| **b == MAX_SPIN).count(), 1, "one probe: {budgets:?}");
+        assert!(budgets.contains(&MIN_SPIN));
+        for _ in 0..32 {
+            record_wait(word, true);
+        }
+        assert_eq!(spin_budget(word), MAX_SPIN, "short waits turn spinning back on");
+        // Another word has its own history.
+        assert_eq!(spin_budget(0x5eed_0002), MAX_SPIN);
+    }
+
+    #[test]
+    fn full_checks_are_rationed_to_one_per_slice_plus_the_deadline() {
+        let wake = AtomicU32::new(0);
+        let (mut full, mut fast) = (0u32, 0u32);
+        let t = Instant::now();
+        let r: Result<Option<()>, ()> = wait_for(&wake, None, Some(t + SLICE * 2 + SLICE / 2), |c| {
+            match c {
+                Check::Full => full += 1,
+                Check::Fast => fast += 1,
+            }
+            Ok(None)
+        });
+        assert_eq!(r, Ok(None));
+        // At most one Full per elapsed slice before the deadline (2), plus the final one.
+        assert!((1..=3).contains(&full), "{full} Full polls");
+        assert!(fast > 0);
     }
 
     #[test]

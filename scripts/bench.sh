@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the performance benchmarks of issue 7 briefly and prints, at the end, one `name=value`
+# line per ratio (each measure against its baseline, both from this same run):
+#   round_trip_vs_spin= round_trip_vs_unix= stream_vs_ring= stream_vs_unix= devices64_vs_1=
+#   idle_cpu_percent= [suite_seconds=]
+# Targets (2-core machine, medians): round trip <= 3x spin and <= 0.2x unix; stream >= 0.8x
+# ring; 64 devices >= 0.8x one device; idle < 1 % of a core.
+#
+# Environment: VDISIM_BENCH_WARMUP / VDISIM_BENCH_MEASURE (criterion seconds, default 1 / 3),
+# VDISIM_BENCH_STREAM_MIB (bytes per stream iteration, default 1024 = 1 GiB),
+# VDISIM_BENCH_IDLE_TRIALS / VDISIM_BENCH_IDLE_MS (default 3 x 2000 ms),
+# VDISIM_BENCH_OUT (where criterion writes; default a fresh temporary directory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+warmup=${VDISIM_BENCH_WARMUP:-1}
+measure=${VDISIM_BENCH_MEASURE:-3}
+out=${VDISIM_BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/vdisim-bench.XXXXXX")}
+mkdir -p "$out"
+export CRITERION_HOME="$out"
+
+echo "== vdisim benchmarks: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), results in $out"
+cargo bench -p vdisim-benches --bench ipc -- --warm-up-time "$warmup" --measurement-time "$measure" --noplot
+cargo bench -p vdisim-benches --bench idle
+if [ -f benches/benches/suite.rs ]; then
+    cargo bench -p vdisim-benches --bench suite -- --warm-up-time "$warmup" --measurement-time "$measure" --noplot
+fi
+echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+cargo run --release -q -p vdisim-benches --bin vdisim-bench-report -- "$out"
