@@ -18,7 +18,10 @@
 //! - `--store DIR`: a directory. `backup` writes the stream of each device there (in any
 //!   layout); `restore` reads it back. The harness gives each case a fresh directory and runs
 //!   the restore against the directory its backup used.
-//! - `--timeout-ms T`: the timeout for each GetCommand; on VD_E_TIMEOUT the client asks again.
+//! - `--timeout-ms T`: how long the client may wait for the server to configure the set
+//!   (GetConfiguration returns VD_E_TIMEOUT while the statement has not started; the client
+//!   asks again until T has passed). GetCommand timeouts are the client's own choice: on
+//!   VD_E_TIMEOUT it asks again (the timeout cases pause the stream for 2 s).
 //! - `--request-complete`: request VDF_RequestComplete and answer VDC_Complete (SPEC §3.4).
 //!
 //! Exit status: **0** the job succeeded; **89** the client does not support what was asked
@@ -72,7 +75,7 @@ impl ExecClient {
             "--store".into(),
             job.store.display().to_string(),
             "--timeout-ms".into(),
-            job.timeout_ms.to_string(),
+            job.config_timeout_ms.to_string(),
         ];
         if job.request_complete {
             a.push("--request-complete".into());
@@ -235,7 +238,8 @@ mod tests {
             devices: 3,
             store: PathBuf::from("/tmp/x"),
             request_complete: true,
-            timeout_ms: 200,
+            config_timeout_ms: 200,
+            command_timeout_ms: 100,
         };
         assert_eq!(
             ExecClient::job_args(&job).join(" "),

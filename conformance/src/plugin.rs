@@ -31,9 +31,13 @@ pub struct ClientJob {
     pub store: PathBuf,
     /// Ask for VDF_RequestComplete (SPEC §2.2) and answer VDC_Complete.
     pub request_complete: bool,
-    /// The timeout, in milliseconds, to pass to each GetCommand (the client retries after
-    /// VD_E_TIMEOUT). Cases that pause the stream pause for several of these.
-    pub timeout_ms: u32,
+    /// How long the client may wait for the server to configure the set, in milliseconds
+    /// (GetConfiguration, retried after VD_E_TIMEOUT): `--timeout-ms` of the contract.
+    pub config_timeout_ms: u32,
+    /// A suggested GetCommand timeout for in-process clients (not part of the external
+    /// contract: programs choose their own). Cases that pause the stream pause for several
+    /// of these, and for longer than the reference client's 1 s.
+    pub command_timeout_ms: u32,
 }
 
 /// How a job ended.
@@ -81,7 +85,8 @@ pub trait RunningJob: Send {
 ///     }
 ///     fn start(&self, job: &ClientJob) -> Result<Box<dyn RunningJob>, String> {
 ///         let mut opts = reference_client::Options::new(job.mode, &job.set, job.devices, &job.store);
-///         opts.command_timeout_ms = job.timeout_ms;
+///         opts.command_timeout_ms = job.command_timeout_ms;
+///         opts.config_timeout = std::time::Duration::from_millis(job.config_timeout_ms.into());
 ///         if job.request_complete {
 ///             opts.features |= vdisim::vdi::features::VDF_REQUEST_COMPLETE;
 ///         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use vdisim::protocol::server::ConfigParams;
 use vdisim::reference_client::device_name;
 use vdisim::server::ServerCommand;
-use vdisim::shm::{self, layout::SetHeader, HeaderMapping};
+use vdisim::shm::{self, layout::SetHeader};
 use vdisim::vdi::{features, CommandCode, VDConfig};
 use vdisim::{ClientVirtualDevice, ClientVirtualDeviceSet, Command, ServerVirtualDevice, ServerVirtualDeviceSet};
 

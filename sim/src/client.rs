@@ -173,6 +173,9 @@ impl ClientVirtualDeviceSet {
         let Some(set) = self.inner.take() else {
             return Err(VdError::Protocol);
         };
+        // An abort the server published but no call of ours has seen yet still puts the set in
+        // Abort, where Close is NOERROR (§1.5), not VD_E_OPEN.
+        let _ = set.check(Check::Fast);
         let (result, was_normal) = {
             let mut m = lock(&set.machine);
             let normal = m.state() == SetState::NormTerm;

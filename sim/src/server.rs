@@ -304,6 +304,9 @@ impl ServerVirtualDeviceSet {
     /// unmaps and completes outstanding commands with ERROR_OPERATION_ABORTED.
     pub fn close(&self) -> CloseOutcome {
         let set = &self.set;
+        // An abort the client published but no call of ours has seen yet still puts the set
+        // in Abort, where Close is not premature (found by the property-based model, issue 5).
+        let _ = set.check(Check::Fast);
         let (result, aborted, already_closed) = {
             let mut m = lock(&set.machine);
             // A second Close is VD_E_PROTOCOL ("no set open") and must not abort the set
@@ -403,7 +406,7 @@ impl ServerSet {
         }
         let is_data = cmd.code == CommandCode::Read.code() || cmd.code == CommandCode::Write.code();
         let buffer_ok = match &cmd.buffer {
-            Some(b) => is_data && cmd.size <= b.size && Arc::as_ptr(&b.set) == self as *const ServerSet,
+            Some(b) => is_data && cmd.size <= b.size && std::ptr::eq(Arc::as_ptr(&b.set), self),
             None => !is_data,
         };
         if !buffer_ok || cmd.code == 0 || cmd.code == CLOSE_MARKER {

@@ -64,6 +64,24 @@ impl Peer {
         Peer { child, events }
     }
 
+    /// Waits for the next event starting with `prefix`, skipping others; panics after 20 s.
+    fn expect(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) if e.starts_with(prefix) => return e,
+                Ok(_) => continue,
+                Err(_) => panic!("peer never reported {prefix:?}"),
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Every event until the peer exits (at most 60 s), and whether it exited with 0.
     fn finish(mut self) -> (Vec<String>, bool) {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -637,4 +655,49 @@ fn restore_with_move_checks_logical_names() {
         text(&r)
     );
     assert!(fx.data().identical("src", "dst").unwrap());
+}
+
+#[test]
+fn a_client_abort_fails_the_backup_with_995() {
+    let fx = Fixture::new();
+    fx.ok("CREATE DATABASE src (SIZE = 1024 KB)");
+    let set = unique("ab");
+    // The client completes 3 commands, then SignalAbort (§3.6).
+    let peer = Peer::spawn(&["client-abort", &set, "3"]);
+    let b = fx.sql(&format!("BACKUP DATABASE src TO VIRTUAL_DEVICE = '{set}'"));
+    let (events, ok) = peer.finish();
+    assert!(ok, "{events:?}");
+    let out = text(&b);
+    assert!(
+        out.starts_with(&format!(
+            "Msg 18210, Level 16, State 1, Server vdisim, Line 1\nBackupMedium::ReportIoError: write failure on \
+             backup device '{set}'. Operating system error 995(The I/O operation has been aborted because of either \
+             a thread exit or an application request.)."
+        )),
+        "{out}"
+    );
+    assert!(out.ends_with("BACKUP DATABASE is terminating abnormally.\n"));
+    assert_no_leftovers(&set);
+}
+
+#[test]
+fn a_killed_client_fails_the_backup_promptly() {
+    let fx = Fixture::new();
+    fx.ok("CREATE DATABASE src (SIZE = 32 MB)");
+    let set = unique("kill");
+    let mut peer = Peer::spawn(&["client-hold", &set, "20000"]);
+    std::thread::scope(|s| {
+        let backup = s.spawn(|| {
+            let start = Instant::now();
+            (fx.sql(&format!("BACKUP DATABASE src TO VIRTUAL_DEVICE = '{set}'")), start.elapsed())
+        });
+        peer.expect("get-command NOERROR");
+        peer.kill();
+        let (b, elapsed) = backup.join().unwrap();
+        assert!(b.failed(), "{}", text(&b));
+        assert!(text(&b).contains("Msg 18210"), "{}", text(&b));
+        assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+    });
+    // The dead client never unlinks its header; the engine's Close does (core behaviour).
+    assert_no_leftovers(&set);
 }

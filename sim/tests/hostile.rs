@@ -455,3 +455,77 @@ fn client_jumps_the_command_ring_consumer_index() {
 fn client_scribbles_random_bytes_over_the_header() {
     hostile_client("random", None);
 }
+
+// ---- the pure part: ring validation on a heap-allocated ring (also run under Miri) ----------
+
+/// A peer may store any value in the indices it owns; the honest end must report it or take a
+/// slot inside the array, never index outside it. Runs in-process on a ring on the heap, so
+/// `scripts/asan.sh miri` can check it for undefined behaviour.
+#[test]
+fn heap_ring_validation_never_leaves_the_slots() {
+    use std::sync::atomic::{AtomicU32 as A32, AtomicU64 as A64};
+    use vdisim::protocol::PeerMisbehaved;
+    use vdisim::shm::layout::{CommandSlot, Padded, Ring, RING_SLOTS};
+    use vdisim::shm::ring::{Consumer, Producer};
+
+    let ring: Box<Ring<CommandSlot>> = Box::new(Ring {
+        head: Padded(A64::new(0)),
+        tail: Padded(A64::new(0)),
+        wake: Padded(A32::new(0)),
+        waiters: A32::new(0),
+        slots: std::array::from_fn(|i| CommandSlot {
+            id: A64::new(i as u64),
+            code: A32::new(0),
+            size: A32::new(0),
+            position: A64::new(0),
+            buffer_offset: A64::new(0),
+        }),
+    });
+    let slots = RING_SLOTS as u64;
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let iterations = if cfg!(miri) { 300 } else { 20_000 };
+    let (mut reported, mut taken) = (0, 0);
+    for _ in 0..iterations {
+        // The consumer's view is trusted once at attach; everything after is the peer's.
+        let base = next();
+        ring.head.0.store(base, Ordering::SeqCst);
+        let mut consumer = Consumer::attach(&*ring);
+        let hostile_tail = match next() % 4 {
+            0 => base.wrapping_add(next() % (slots + 1)),
+            1 => base.wrapping_add(slots + 1 + next() % 1000),
+            2 => base.wrapping_sub(1 + next() % 1000),
+            _ => next(),
+        };
+        ring.tail.0.store(hostile_tail, Ordering::SeqCst);
+        match consumer.pop(&ring, 0, "command", |s| s.id.load(Ordering::Relaxed)) {
+            Ok(Some(id)) => {
+                assert!(id < slots);
+                assert!(hostile_tail.wrapping_sub(base) <= slots);
+                taken += 1;
+            }
+            Ok(None) => assert_eq!(hostile_tail, base),
+            Err(PeerMisbehaved::RingIndex { .. }) => {
+                assert!(hostile_tail.wrapping_sub(base) > slots);
+                reported += 1;
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        // The producer side: a hostile consumer index.
+        ring.tail.0.store(base, Ordering::SeqCst);
+        let mut producer = Producer::attach(&*ring);
+        ring.head.0.store(next(), Ordering::SeqCst);
+        let used = base.wrapping_sub(ring.head.0.load(Ordering::SeqCst));
+        match producer.push(&ring, 0, "command", |s| s.code.store(1, Ordering::Relaxed)) {
+            Ok(true) => assert!(used < slots),
+            Ok(false) => assert_eq!(used, slots),
+            Err(_) => assert!(used > slots),
+        }
+    }
+    assert!(reported > 0 && taken > 0, "both outcomes exercised: {reported} {taken}");
+}

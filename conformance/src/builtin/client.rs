@@ -24,7 +24,8 @@ impl ClientUnderTest for BuiltinClient {
 
     fn start(&self, job: &ClientJob) -> Result<Box<dyn RunningJob>, String> {
         let mut opts = reference_client::Options::new(job.mode, &job.set, job.devices, &job.store);
-        opts.command_timeout_ms = job.timeout_ms;
+        opts.command_timeout_ms = job.command_timeout_ms;
+        opts.config_timeout = Duration::from_millis(u64::from(job.config_timeout_ms));
         if job.request_complete {
             opts.features |= features::VDF_REQUEST_COMPLETE;
         }
@@ -40,7 +41,7 @@ impl ClientUnderTest for BuiltinClient {
 pub struct ClientKnobs {
     /// Opens and services the devices one after another instead of one thread each.
     pub sequential_devices: bool,
-    /// Treats VD_E_ABORT from GetCommand like VD_E_TIMEOUT and keeps asking.
+    /// Treats VD_E_ABORT from GetCommand and CompleteCommand like VD_E_TIMEOUT and keeps asking.
     pub abort_as_timeout: bool,
     /// Considers a device finished once a Flush completes and Closes without VD_E_CLOSE.
     pub close_after_flush: bool,
@@ -135,7 +136,9 @@ fn run(job: &ClientJob, k: ClientKnobs, cancel: &Cancel) -> JobExit {
         let r = c.set().get_configuration(1000);
         match r {
             Ok(_) => break,
-            Err(VdError::Timeout) if !k.config_timeout_fatal && start.elapsed() < Duration::from_secs(30) => {
+            Err(VdError::Timeout)
+                if !k.config_timeout_fatal && start.elapsed() < Duration::from_millis(u64::from(job.config_timeout_ms)) =>
+            {
                 if cancel.is_cancelled() {
                     return JobExit::Failure("killed".into());
                 }
@@ -269,7 +272,7 @@ impl Client<'_> {
     }
 
     fn serve(&self, dev: &ClientVirtualDevice, mut file: File) -> End {
-        let timeout = self.job.timeout_ms;
+        let timeout = self.job.command_timeout_ms;
         // flush_early: a Write whose completion is held back until the next command.
         let mut pending: Option<(Command, u32)> = None;
         loop {
@@ -328,8 +331,11 @@ impl Client<'_> {
                     continue;
                 }
             }
-            if let Err(e) = dev.complete_command(&cmd, code, bytes, cmd.position()) {
-                return End::Failed(format!("CompleteCommand returned {}", e.name()));
+            match dev.complete_command(&cmd, code, bytes, cmd.position()) {
+                Ok(()) => {}
+                // The bug: VD_E_ABORT is retried like a timeout.
+                Err(VdError::Abort) if self.k.abort_as_timeout => continue,
+                Err(e) => return End::Failed(format!("CompleteCommand returned {}", e.name())),
             }
             let own_error = code != completion::ERROR_SUCCESS
                 && !completion::is_end_of_data(code)

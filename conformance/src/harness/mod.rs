@@ -26,7 +26,8 @@ pub struct Timing {
     pub stall: Duration,
     /// For the implementation to end once its job is over (or aborted).
     pub exit_wait: Duration,
-    /// The GetCommand timeout given to clients under test (`--timeout-ms`).
+    /// The GetCommand timeout suggested to in-process clients; the timeout cases pause the
+    /// stream for four of these.
     pub client_timeout_ms: u32,
 }
 

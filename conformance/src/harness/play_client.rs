@@ -127,7 +127,8 @@ struct Run<'r, 'a> {
     sh: Mutex<Shared>,
     firsts: AtomicUsize,
     server_ended: AtomicBool,
-    /// The client "died": from then on it does nothing at all.
+    /// The client died or wrote garbage: from then on it does nothing at all (its own ring
+    /// writes would race with the garbage).
     dead: AtomicBool,
     source: &'r [Vec<u8>],
     random_access: bool,
@@ -503,6 +504,7 @@ impl Run<'_, '_> {
                 }
             }
             Action::Garbage(g) => {
+                self.dead.store(true, Ordering::Release);
                 if let Some(h) = &self.header {
                     let g = match (g, held) {
                         (Garbage::BytesExceedSize { .. }, Some((id, size))) => Garbage::BytesExceedSize { id, size },
@@ -531,7 +533,7 @@ impl Run<'_, '_> {
         let mut quiet_since = Instant::now();
         let end = loop {
             if self.dead.load(Ordering::Acquire) {
-                break "nothing (the client died)".to_string();
+                break "nothing (the client went silent: died or wrote garbage)".to_string();
             }
             let got = dev.get_command(50);
             let mut cmd = match got {
@@ -738,7 +740,8 @@ impl Run<'_, '_> {
     }
 
     fn wait_device_end(&self, dev: usize) {
-        let deadline = Instant::now() + self.cx.timing.stall;
+        // Shorter than the stall deadline, so the device's own stall never fires first.
+        let deadline = Instant::now() + self.cx.timing.stall / 2;
         while Instant::now() < deadline {
             if self.sh().ends.get(dev).is_some_and(|e| e.is_some()) {
                 break;

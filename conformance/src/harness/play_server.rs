@@ -214,7 +214,8 @@ impl<'c, 'a> Session<'c, 'a> {
             devices: p.devices,
             store: cx.store(store_tag),
             request_complete: p.request_complete,
-            timeout_ms: cx.timing.client_timeout_ms,
+            config_timeout_ms: cx.timing.create_wait.as_millis().min(u128::from(u32::MAX)) as u32,
+            command_timeout_ms: cx.timing.client_timeout_ms,
         };
         let mut s = Session {
             cx,

@@ -22,7 +22,10 @@
 //! - The server's Close with devices still open returns VD_E_PROTOCOL and aborts; once aborted
 //!   it returns NOERROR. Either way commands still outstanding come back as aborted.
 //! - After an abort, each outstanding command comes back once from the server's GetCompletion
-//!   with ERROR_OPERATION_ABORTED, device by device in the order sent, then VD_E_ABORT.
+//!   with ERROR_OPERATION_ABORTED, per device in the order sent, then VD_E_ABORT. When the
+//!   abort came from the client's side (its SignalAbort or Close, or its death), completions it
+//!   published before are still delivered first with their own codes; after the server's own
+//!   abort they are ignored (§1.4 "client completions are ignored").
 
 use super::step::{Bytes, Config, DeviceName, Outcome, Step};
 use std::collections::VecDeque;
@@ -85,8 +88,6 @@ pub struct Device {
     pub s_state: ServerDevice,
     /// Sent and not yet returned by GetCompletion, in the order sent.
     s_outstanding: Vec<Cmd>,
-    /// After an abort: commands GetCompletion still returns with ERROR_OPERATION_ABORTED.
-    synthesized: VecDeque<Cmd>,
     // the command ring and what the client library holds back
     ring: VecDeque<Record>,
     held: Option<Cmd>,
@@ -147,6 +148,8 @@ pub struct Model {
     pub server_alive: bool,
     /// Either side aborted (§3.6); both sides are in Abort from then on.
     pub aborted: bool,
+    /// The first abort came from the client's side (its call, or its death).
+    abort_by_client: bool,
     published: Published,
     pub block_size: u32,
     buffer_bytes: u64,
@@ -184,6 +187,7 @@ impl Model {
             server_registered: false,
             server_alive: true,
             aborted: false,
+            abort_by_client: false,
             published: Published::Waiting,
             block_size: 512,
             buffer_bytes: 0,
@@ -218,18 +222,11 @@ impl Model {
         self.devices.iter().map(|d| d.s_outstanding.len()).sum()
     }
 
-    /// The abort, from whichever side: the server's outstanding commands will come back
-    /// aborted (if the server has a live set to return them).
-    fn abort(&mut self) {
-        if self.aborted {
-            return;
-        }
-        self.aborted = true;
-        if self.server_open() {
-            for d in &mut self.devices {
-                let taken: Vec<Cmd> = std::mem::take(&mut d.s_outstanding);
-                d.synthesized.extend(taken);
-            }
+    /// The abort; the first one decides who aborted.
+    fn abort(&mut self, by_client: bool) {
+        if !self.aborted {
+            self.aborted = true;
+            self.abort_by_client = by_client;
         }
     }
 
@@ -329,7 +326,7 @@ impl Model {
                 if !self.client_has_set() {
                     Outcome::err(VdError::Protocol)
                 } else {
-                    self.abort();
+                    self.abort(true);
                     Outcome::ok()
                 }
             }
@@ -388,7 +385,7 @@ impl Model {
                 if self.server == ServerPhase::Closed {
                     Outcome::err(VdError::Protocol)
                 } else {
-                    self.abort();
+                    self.abort(false);
                     Outcome::ok()
                 }
             }
@@ -437,12 +434,12 @@ impl Model {
             }
             // The server closed the set without configuring it: the operation is over.
             Published::ServerClosed => {
-                self.abort();
+                self.abort(true);
                 Outcome::err(VdError::Abort)
             }
             Published::Waiting | Published::Connected => {
                 if self.server_registered && !self.server_alive {
-                    self.abort();
+                    self.abort(true);
                     Outcome::err(VdError::Abort)
                 } else {
                     Outcome::err(VdError::Timeout)
@@ -525,7 +522,7 @@ impl Model {
             }
         }
         if self.server_registered && !self.server_alive {
-            self.abort();
+            self.abort(true);
             return Outcome::err(VdError::Abort);
         }
         Outcome::err(VdError::Timeout)
@@ -575,7 +572,7 @@ impl Model {
         }
         let premature = !self.aborted && self.devices.iter().any(|d| d.c_state == ClientDevice::Open);
         if self.client != ClientPhase::NormTerm {
-            self.abort();
+            self.abort(true);
         }
         self.client = ClientPhase::Closed;
         if premature {
@@ -666,7 +663,6 @@ impl Model {
         self.devices.push(Device {
             s_state: ServerDevice::Active,
             s_outstanding: Vec::new(),
-            synthesized: VecDeque::new(),
             ring: VecDeque::new(),
             held: None,
             c_state: ClientDevice::NotOpen,
@@ -714,18 +710,14 @@ impl Model {
 
     /// The completion routine's view (§1.4, §3.6).
     fn s_get_completion(&mut self, dev: usize) -> Outcome {
-        if let Some(cmd) = self.devices[dev].synthesized.pop_front() {
-            return self.returned(&cmd, completion::ERROR_OPERATION_ABORTED, 0, 0);
-        }
-        if self.aborted {
-            return Outcome::err(VdError::Abort);
-        }
+        let closed = self.server == ServerPhase::Closed;
         while let Some(done) = self.devices[dev].completions.pop_front() {
-            if self.server == ServerPhase::Closed {
-                // Completions after Close are ignored.
+            let d = &mut self.devices[dev];
+            let outstanding = d.s_outstanding.iter().any(|c| c.id == done.cmd.id);
+            if closed || (self.aborted && (!self.abort_by_client || !outstanding)) {
+                // Completions after Close, or after the server's own abort, are ignored.
                 continue;
             }
-            let d = &mut self.devices[dev];
             d.s_outstanding.retain(|c| c.id != done.cmd.id);
             if done.cmd.code == CLEAR_ERROR {
                 if done.code == completion::ERROR_SUCCESS && d.s_state == ServerDevice::IoError {
@@ -736,11 +728,18 @@ impl Model {
             }
             return self.returned(&done.cmd, done.code, done.bytes, done.position);
         }
-        if !self.client_alive {
-            self.abort();
-            if let Some(cmd) = self.devices[dev].synthesized.pop_front() {
+        if !self.aborted && !self.client_alive {
+            // Noticed only when nothing the client published is left to deliver.
+            self.abort(true);
+        }
+        if self.aborted || closed {
+            let d = &mut self.devices[dev];
+            if !d.s_outstanding.is_empty() {
+                let cmd = d.s_outstanding.remove(0);
                 return self.returned(&cmd, completion::ERROR_OPERATION_ABORTED, 0, 0);
             }
+        }
+        if self.aborted {
             return Outcome::err(VdError::Abort);
         }
         Outcome::err(VdError::Timeout)
@@ -788,12 +787,12 @@ impl Model {
         let devices_open = self.devices.iter().any(|d| d.s_state != ServerDevice::Closed);
         let premature = devices_open && !self.aborted;
         if premature || self.total_outstanding() > 0 {
-            self.abort();
+            self.abort(false);
         }
         let aborted: usize = self
             .devices
             .iter_mut()
-            .map(|d| std::mem::take(&mut d.synthesized).len())
+            .map(|d| std::mem::take(&mut d.s_outstanding).len())
             .sum();
         self.lent = 0;
         self.server = ServerPhase::Closed;

@@ -57,11 +57,10 @@ fn complete_ok(dev: usize, position: u64) -> Step {
 pub fn normal_backup() -> Transcript {
     let mut s = configured(1);
     s.push(Step::CGetCommand { dev: 0 });
-    for (i, size) in [65536u32, 32768].into_iter().enumerate() {
-        let _ = i;
-        s.push(write(0, size.min(32768), 0));
+    for (size, position) in [(32768u32, 0u64), (16384, 32768)] {
+        s.push(write(0, size, position));
         s.push(Step::CGetCommand { dev: 0 });
-        s.push(complete_ok(0, 0));
+        s.push(complete_ok(0, position));
         s.push(Step::SGetCompletion { dev: 0 });
     }
     s.push(Step::SSend {

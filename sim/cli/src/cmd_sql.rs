@@ -56,6 +56,18 @@ pub struct Args {
     /// How long BACKUP/RESTORE waits for the client to create the virtual device set, ms.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     open_grace_ms: u64,
+    /// sqlcmd flags accepted for compatibility, without effect.
+    #[command(flatten)]
+    ignored: Box<Ignored>,
+    /// Print help.
+    #[arg(long = "help", short = '?', action = ArgAction::Help)]
+    help: Option<bool>,
+}
+
+/// Flags sqlcmd has that make no difference here (no logins, no result sets, no network).
+#[derive(clap::Args, Debug)]
+#[allow(dead_code)]
+struct Ignored {
     /// Login name (accepted; vdisim has no logins).
     #[arg(short = 'U', value_name = "LOGIN")]
     user: Option<String>,
@@ -101,9 +113,6 @@ pub struct Args {
     /// Disable variable substitution (accepted; vdisim does none).
     #[arg(short = 'x')]
     no_variables: bool,
-    /// Print help.
-    #[arg(long = "help", short = '?', action = ArgAction::Help)]
-    help: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,7 +345,7 @@ mod tests {
             .expect("parses");
         let a = Args::from_arg_matches(&m).expect("args");
         assert!(a.abort_on_error);
-        assert_eq!(a.headers, Some(-1));
+        assert_eq!(a.ignored.headers, Some(-1));
         assert!(a.query_exit.is_some());
     }
 }

@@ -257,7 +257,11 @@ fn run_check(source: &str, compiler: &str, std: &str, set: &str) -> Option<std::
         "{source} does not build:\n{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    Some(run_with_deadline(Command::new(&exe).arg(set), Duration::from_secs(60), source))
+    Some(run_with_deadline(
+        Command::new(&exe).arg(set),
+        Duration::from_secs(60),
+        source,
+    ))
 }
 
 #[test]
@@ -265,7 +269,9 @@ fn com_interface_and_c_api_from_c_and_cxx() {
     let Some((cc, cxx)) = compilers() else { return };
     for (source, compiler, std) in [("com_check.c", &cc, "c99"), ("com_check.cpp", &cxx, "c++11")] {
         let set = unique_set("com");
-        let Some(out) = run_check(source, compiler, std, &set) else { return };
+        let Some(out) = run_check(source, compiler, std, &set) else {
+            return;
+        };
         assert!(
             out.status.success(),
             "{source} failed:\n{}{}",

@@ -208,13 +208,16 @@ pub fn run_with_deadline(cmd: &mut Command, limit: Duration, what: &str) -> Outp
     }
 }
 
-/// vdisim segments in /dev/shm whose name mentions `needle`.
-pub fn leftover_segments(needle: &str) -> Vec<String> {
+/// vdisim segments in /dev/shm that belong to the set `set` (its header `vdisim-<instance>-<set>`
+/// and buffer areas `...-<set>.buf<n>`).
+pub fn leftover_segments(set: &str) -> Vec<String> {
+    let header_suffix = format!("-{set}");
+    let buffer_part = format!("-{set}.buf");
     std::fs::read_dir("/dev/shm")
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("vdisim-") && n.contains(needle))
+                .filter(|n| n.starts_with("vdisim-") && (n.ends_with(&header_suffix) || n.contains(&buffer_part)))
                 .collect()
         })
         .unwrap_or_default()
