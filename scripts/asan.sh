@@ -26,6 +26,8 @@ if [ "$what" = miri ] || [ "$what" = both ]; then
         echo "== Miri: protocol state machines and ring validation"
         CARGO_TARGET_DIR="$base/miri" MIRIFLAGS="-Zmiri-disable-isolation" \
             cargo +nightly miri test -p vdisim --lib -- protocol:: shm::ring:: || status=1
+        CARGO_TARGET_DIR="$base/miri" MIRIFLAGS="-Zmiri-disable-isolation" \
+            cargo +nightly miri test -p vdisim --test hostile -- heap_ring || status=1
     else
         echo "== Miri: not installed (rustup +nightly component add miri); skipped"
     fi

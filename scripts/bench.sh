@@ -22,8 +22,6 @@ export CRITERION_HOME="$out"
 echo "== vdisim benchmarks: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), results in $out"
 cargo bench -p vdisim-benches --bench ipc -- --warm-up-time "$warmup" --measurement-time "$measure" --noplot
 cargo bench -p vdisim-benches --bench idle
-if [ -f benches/benches/suite.rs ]; then
-    cargo bench -p vdisim-benches --bench suite -- --warm-up-time "$warmup" --measurement-time "$measure" --noplot
-fi
+cargo bench -p vdisim-benches --bench suite
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo run --release -q -p vdisim-benches --bin vdisim-bench-report -- "$out"

@@ -11,8 +11,12 @@
 //!
 //! The child process is `vdisim-bench-peer`; the server side runs here.
 
+// The socket baselines are Unix only; what only they use is unused elsewhere.
+#![cfg_attr(not(unix), allow(unused_imports))]
+
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use std::io::{Read, Write};
+#[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -21,7 +25,7 @@ use vdisim::pump;
 use vdisim::server::{ServerBuffer, ServerCommand, ServerVirtualDevice, ServerVirtualDeviceSet};
 use vdisim::vdi::{completion, CommandCode};
 use vdisim_benches::{
-    source_chunk, spin_until, stream_bytes, unique_name, Peer, Region, CHUNK, MESSAGE_BYTES, ROUND_TRIP_BYTES,
+    env_or, source_chunk, spin_until, stream_bytes, unique_name, Peer, Region, CHUNK, MESSAGE_BYTES, ROUND_TRIP_BYTES,
     SCALE_BUFFERS, SCALE_DEVICES, STREAM_BUFFERS,
 };
 
@@ -146,6 +150,7 @@ fn vdi_stream(s: &mut VdiSession, total: u64, src: &[u8]) {
 }
 
 /// A UnixStream to a freshly spawned peer in `mode`, over a socket in the temp directory.
+#[cfg(unix)]
 fn unix_peer(mode: &str) -> (Peer, UnixStream) {
     let path = std::env::temp_dir().join(format!("{}.sock", unique_name(mode)));
     let listener = must(UnixListener::bind(&path), "bind");
@@ -217,20 +222,24 @@ fn round_trip(c: &mut Criterion) {
     must(peer.finish(STARTUP), "spin-pong exit");
     drop(region);
 
-    let (mut peer, mut stream) = unix_peer("unix-pong");
-    g.bench_function("unix", |b| {
-        b.iter_custom(|iters| {
-            let mut msg = [7u8; MESSAGE_BYTES];
-            let t = Instant::now();
-            for _ in 0..iters {
-                must(stream.write_all(&msg), "write");
-                must(stream.read_exact(&mut msg), "read");
-            }
-            t.elapsed()
-        })
-    });
-    drop(stream);
-    must(peer.finish(STARTUP), "unix-pong exit");
+    // The socket baseline exists on Unix only (no Unix domain sockets in std on Windows).
+    #[cfg(unix)]
+    {
+        let (mut peer, mut stream) = unix_peer("unix-pong");
+        g.bench_function("unix", |b| {
+            b.iter_custom(|iters| {
+                let mut msg = [7u8; MESSAGE_BYTES];
+                let t = Instant::now();
+                for _ in 0..iters {
+                    must(stream.write_all(&msg), "write");
+                    must(stream.read_exact(&mut msg), "read");
+                }
+                t.elapsed()
+            })
+        });
+        drop(stream);
+        must(peer.finish(STARTUP), "unix-pong exit");
+    }
     g.finish();
 }
 
@@ -242,7 +251,8 @@ fn stream(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .throughput(Throughput::Bytes(total));
 
-    let mut one = VdiSession::start(1, STREAM_BUFFERS, CHUNK as u32, "copy");
+    let one_buffers = env_or("VDISIM_BENCH_STREAM_BUFFERS", STREAM_BUFFERS);
+    let mut one = VdiSession::start(1, one_buffers, CHUNK as u32, "copy");
     g.bench_function("vdi_1dev", |b| {
         b.iter_custom(|iters| {
             let t = Instant::now();
@@ -283,30 +293,37 @@ fn stream(c: &mut Criterion) {
     must(peer.finish(STARTUP), "ring-sink exit");
     drop(region);
 
-    let (mut peer, mut sock) = unix_peer("unix-sink");
-    let mut staging = vec![0u8; CHUNK];
-    g.bench_function("unix", |b| {
-        b.iter_custom(|iters| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                must(sock.write_all(&total.to_le_bytes()), "write length");
-                let mut left = total;
-                while left > 0 {
-                    let n = left.min(CHUNK as u64) as usize;
-                    staging[..n].copy_from_slice(&src[..n]);
-                    must(sock.write_all(&staging[..n]), "write");
-                    left -= n as u64;
+    #[cfg(unix)]
+    {
+        let (mut peer, mut sock) = unix_peer("unix-sink");
+        let mut staging = vec![0u8; CHUNK];
+        g.bench_function("unix", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    must(sock.write_all(&total.to_le_bytes()), "write length");
+                    let mut left = total;
+                    while left > 0 {
+                        let n = left.min(CHUNK as u64) as usize;
+                        staging[..n].copy_from_slice(&src[..n]);
+                        must(sock.write_all(&staging[..n]), "write");
+                        left -= n as u64;
+                    }
+                    let mut ack = [0u8; 1];
+                    must(sock.read_exact(&mut ack), "ack");
                 }
-                let mut ack = [0u8; 1];
-                must(sock.read_exact(&mut ack), "ack");
-            }
-            t.elapsed()
-        })
-    });
-    must(sock.write_all(&0u64.to_le_bytes()), "write end");
-    must(peer.finish(STARTUP), "unix-sink exit");
+                t.elapsed()
+            })
+        });
+        must(sock.write_all(&0u64.to_le_bytes()), "write end");
+        must(peer.finish(STARTUP), "unix-sink exit");
+    }
 
-    let mut many = VdiSession::start(SCALE_DEVICES, SCALE_BUFFERS, CHUNK as u32, "copy");
+    let (devices, buffers) = (
+        env_or("VDISIM_BENCH_SCALE_DEVICES", SCALE_DEVICES),
+        env_or("VDISIM_BENCH_SCALE_BUFFERS", SCALE_BUFFERS),
+    );
+    let mut many = VdiSession::start(devices, buffers, CHUNK as u32, "copy");
     g.bench_function("vdi_64dev", |b| {
         b.iter_custom(|iters| {
             let t = Instant::now();

@@ -28,6 +28,12 @@ pub const STREAM_BUFFERS: u32 = 4;
 pub const SCALE_DEVICES: u32 = 64;
 /// BUFFERCOUNT of the scaled stream: shared by all devices (SPEC §2.6), so one per device.
 pub const SCALE_BUFFERS: u32 = 64;
+/// `name` from the environment if set and valid, else `default` (experiment knobs: the
+/// documented figures use the defaults).
+pub fn env_or(name: &str, default: u32) -> u32 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// Where the baselines' data slots start in a [`Region`]: the first page holds control words.
 pub const DATA_OFFSET: usize = 4096;
 /// Control words of a [`Region`], one per cache line.
@@ -81,6 +87,7 @@ pub fn spin_until(deadline: Instant, mut ready: impl FnMut() -> bool) -> bool {
 }
 
 /// CPU time (user + system) the calling thread used so far (getrusage RUSAGE_THREAD).
+#[cfg(unix)]
 pub fn thread_cpu_time() -> Duration {
     let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a `struct rusage` to the pointer, which points to one; the
@@ -91,6 +98,23 @@ pub fn thread_cpu_time() -> Duration {
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// CPU time (user + system) the calling thread used so far (GetThreadTimes, 100 ns units).
+#[cfg(windows)]
+pub fn thread_cpu_time() -> Duration {
+    use windows_sys::Win32::Foundation::FILETIME;
+    use windows_sys::Win32::System::Threading::{GetCurrentThread, GetThreadTimes};
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut c, mut e, mut k, mut u) = (zero, zero, zero, zero);
+    // SAFETY: GetCurrentThread returns a pseudo-handle that needs no closing; the out
+    // pointers are live locals. On failure they stay zero.
+    unsafe { GetThreadTimes(GetCurrentThread(), &mut c, &mut e, &mut k, &mut u) };
+    let ticks = |t: FILETIME| (u64::from(t.dwHighDateTime) << 32) | u64::from(t.dwLowDateTime);
+    Duration::from_nanos((ticks(k) + ticks(u)).saturating_mul(100))
 }
 
 /// A bare shared-memory segment for the baselines: [`WORDS`] atomic control words, each on

@@ -6,13 +6,27 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let jobs: usize = std::env::var("JOBS").ok().and_then(|j| j.parse().ok()).unwrap_or(16);
     let all = mutants();
-    let sel: Vec<_> = all.iter().filter(|m| args.is_empty() || args.iter().any(|a| a == m.name)).collect();
+    let sel: Vec<_> = all
+        .iter()
+        .filter(|m| args.is_empty() || args.iter().any(|a| a == m.name))
+        .collect();
     let impls: Vec<_> = sel.iter().map(|m| m.implementation()).collect();
     let targets: Vec<_> = impls.iter().map(|i| i.target()).collect();
     let t = std::time::Instant::now();
-    let runs = certify(&targets, &Options { jobs, ..Options::default() });
+    let runs = certify(
+        &targets,
+        &Options {
+            jobs,
+            ..Options::default()
+        },
+    );
     for (m, run) in sel.iter().zip(&runs) {
-        let caught: Vec<String> = run.results.iter().filter(|r| r.verdict.is_failure()).map(|r| r.case_id.clone()).collect();
+        let caught: Vec<String> = run
+            .results
+            .iter()
+            .filter(|r| r.verdict.is_failure())
+            .map(|r| r.case_id.clone())
+            .collect();
         println!("{} ({} ms): {:?}", m.name, run.duration_ms, caught);
         for r in &run.results {
             match &r.verdict {

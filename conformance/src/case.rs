@@ -282,7 +282,10 @@ impl Observation {
     fn exited_success(&self, what: &str) -> Check {
         for e in &self.exits {
             if e != &Some(JobExit::Success) {
-                return fail(format!("the {what} reports success"), format!("it reported {}", exit_text(e)));
+                return fail(
+                    format!("the {what} reports success"),
+                    format!("it reported {}", exit_text(e)),
+                );
             }
         }
         if self.exits.is_empty() {
@@ -394,7 +397,10 @@ impl Expectation {
             }
             RequestHas(bits) => match o.request {
                 Some(r) if r.features & bits == bits => Ok(()),
-                Some(r) => fail(format!("features include 0x{bits:x}"), format!("features = 0x{:x}", r.features)),
+                Some(r) => fail(
+                    format!("features include 0x{bits:x}"),
+                    format!("features = 0x{:x}", r.features),
+                ),
                 None => fail("a VDConfig request", "the client never created the set"),
             },
             OpensEveryDevice => match o.devices_opened {
@@ -423,7 +429,10 @@ impl Expectation {
                     }
                 }
                 if n == 0 {
-                    return fail(format!("a {} to judge", command_name(command)), "the case never sent one");
+                    return fail(
+                        format!("a {} to judge", command_name(command)),
+                        "the case never sent one",
+                    );
                 }
                 Ok(())
             }
@@ -455,7 +464,10 @@ impl Expectation {
                 for c in o.cmds(CommandCode::Read.code()) {
                     n += 1;
                     let Some(got) = c.completion else {
-                        return fail("every Read completes", format!("device {}: a Read was never completed", c.device));
+                        return fail(
+                            "every Read completes",
+                            format!("device {}: a Read was never completed", c.device),
+                        );
                     };
                     let want = c.expect_bytes.unwrap_or(c.size);
                     if !c.last {
@@ -580,7 +592,9 @@ impl Expectation {
                     if !ok {
                         let expected = match rule {
                             SizeRule::BlockMultiple => format!("sizes are multiples of blockSize {}", a.blockSize),
-                            SizeRule::AtMostMaxTransfer => format!("sizes at most maxTransferSize {}", a.maxTransferSize),
+                            SizeRule::AtMostMaxTransfer => {
+                                format!("sizes at most maxTransferSize {}", a.maxTransferSize)
+                            }
                         };
                         return fail(
                             expected,

@@ -180,11 +180,9 @@ impl RunningJob for ExecJob {
                     let tail = self.stderr_tail();
                     self.done = Some(match status.code() {
                         Some(0) => JobExit::Success,
-                        Some(EXIT_UNSUPPORTED) => JobExit::Unsupported(if tail.is_empty() {
-                            "exit 89".into()
-                        } else {
-                            tail
-                        }),
+                        Some(EXIT_UNSUPPORTED) => {
+                            JobExit::Unsupported(if tail.is_empty() { "exit 89".into() } else { tail })
+                        }
                         Some(code) => JobExit::Failure(format!("exit {code}: {tail}")),
                         None => JobExit::Failure(format!("killed by a signal: {tail}")),
                     });

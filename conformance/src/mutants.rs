@@ -220,49 +220,37 @@ pub fn mutants() -> Vec<Mutant> {
         client!(
             "config-timeout-is-fatal",
             "Gives up on the first VD_E_TIMEOUT from GetConfiguration.",
-            [
-                "timeouts.client.get-configuration-retry",
-            ],
+            ["timeouts.client.get-configuration-retry",],
             config_timeout_fatal
         ),
         client!(
             "open-device-once",
             "Treats VD_E_OPEN from OpenDevice as fatal instead of retrying.",
-            [
-                "lifecycle.client.open-device-retry",
-            ],
+            ["lifecycle.client.open-device-retry",],
             open_fatal
         ),
         client!(
             "write-count-zero",
             "Completes Writes with bytesTransferred = 0.",
-            [
-                "data.client.write-counts",
-            ],
+            ["data.client.write-counts",],
             write_count_zero
         ),
         client!(
             "flush-before-writes",
             "Completes Writes lazily but acknowledges a Flush at once, before the Writes it should make durable.",
-            [
-                "commands.client.flush-after-writes",
-            ],
+            ["commands.client.flush-after-writes",],
             flush_early
         ),
         client!(
             "no-signal-abort",
             "Never calls SignalAbort on its own errors: serves the devices it has and leaves the server waiting.",
-            [
-                "abort.client.signals-own-error",
-            ],
+            ["abort.client.signals-own-error",],
             no_signal_abort
         ),
         client!(
             "unknown-command-success",
             "Answers unknown commands with ERROR_SUCCESS instead of ERROR_NOT_SUPPORTED.",
-            [
-                "commands.client.unknown-not-supported",
-            ],
+            ["commands.client.unknown-not-supported",],
             unknown_success
         ),
         client!(
@@ -361,9 +349,7 @@ pub fn mutants() -> Vec<Mutant> {
         client!(
             "appends-to-store",
             "Opens its store without truncating it: a second backup is appended to the first.",
-            [
-                "data.client.backup-replaces-store",
-            ],
+            ["data.client.backup-replaces-store",],
             append_store
         ),
         client!(
@@ -387,33 +373,25 @@ pub fn mutants() -> Vec<Mutant> {
         server!(
             "server-sequential-devices",
             "Streams one device completely, then the next, instead of one thread per device.",
-            [
-                "stripes.server.parallel-devices",
-            ],
+            ["stripes.server.parallel-devices",],
             sequential_devices
         ),
         server!(
             "server-ignores-timeout",
             "Never applies the client's serverTimeOut.",
-            [
-                "timeouts.server.two-intervals",
-            ],
+            ["timeouts.server.two-intervals",],
             ignore_server_timeout
         ),
         server!(
             "server-timeout-one-interval",
             "Aborts after one serverTimeOut interval without progress instead of two.",
-            [
-                "timeouts.server.two-intervals",
-            ],
+            ["timeouts.server.two-intervals",],
             timeout_one_interval
         ),
         server!(
             "server-timeout-total",
             "Aborts when the job has run two serverTimeOut intervals, even while commands complete.",
-            [
-                "timeouts.server.progress-resets",
-            ],
+            ["timeouts.server.progress-resets",],
             timeout_total
         ),
         server!(
@@ -451,9 +429,7 @@ pub fn mutants() -> Vec<Mutant> {
         server!(
             "server-no-data-detected-is-error",
             "Takes only ERROR_HANDLE_EOF as end of data; ERROR_NO_DATA_DETECTED fails the restore.",
-            [
-                "data.server.no-data-detected-eof",
-            ],
+            ["data.server.no-data-detected-eof",],
             no_data_detected_is_error
         ),
         server!(
@@ -488,17 +464,13 @@ pub fn mutants() -> Vec<Mutant> {
         server!(
             "server-unaligned-tail",
             "Sends the last chunk with its exact length, not a multiple of BLOCKSIZE.",
-            [
-                "data.server.write-block-multiple",
-            ],
+            ["data.server.write-block-multiple",],
             unaligned_tail
         ),
         server!(
             "server-oversize-writes",
             "Sends Writes of twice maxTransferSize.",
-            [
-                "data.server.write-max-transfer",
-            ],
+            ["data.server.write-max-transfer",],
             oversize_writes
         ),
         server!(
@@ -522,17 +494,13 @@ pub fn mutants() -> Vec<Mutant> {
         server!(
             "server-complete-unrequested",
             "Sends VDC_Complete although the client did not ask for it.",
-            [
-                "commands.server.no-complete-without-request",
-            ],
+            ["commands.server.no-complete-without-request",],
             complete_unrequested
         ),
         server!(
             "server-accepts-truncated",
             "Reports a restore whose data ended early as a success.",
-            [
-                "data.server.truncated-restore-fails",
-            ],
+            ["data.server.truncated-restore-fails",],
             accepts_truncated
         ),
         server!(

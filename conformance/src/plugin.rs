@@ -10,12 +10,12 @@
 //! run goes on). [`spawn_thread_job`] turns a closure into a `RunningJob` for in-process
 //! implementations; [`crate::exec::ExecClient`] runs an external program.
 
-pub use vdisim::reference_client::Mode;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
+pub use vdisim::reference_client::Mode;
 
 /// What a client under test is asked to do (the arguments of the external-program contract).
 #[derive(Debug, Clone, PartialEq, Eq)]

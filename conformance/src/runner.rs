@@ -215,7 +215,10 @@ pub fn report(runs: Vec<ImplementationRun>) -> RunReport {
 /// Both built-in implementations against the whole catalogue (for `vdisim demo`).
 pub fn run_builtin_suite() -> RunReport {
     let opts = Options::default();
-    report(certify(&[Target::Client(&BuiltinClient), Target::Server(&BuiltinServer)], &opts))
+    report(certify(
+        &[Target::Client(&BuiltinClient), Target::Server(&BuiltinServer)],
+        &opts,
+    ))
 }
 
 /// The current UTC time as RFC 3339 (`2024-05-01T12:00:00Z`).

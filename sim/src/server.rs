@@ -295,6 +295,9 @@ impl ServerVirtualDeviceSet {
 
     /// SignalAbort (§1.4, §3.6).
     pub fn signal_abort(&self) -> VdResult<()> {
+        // Learn an abort the client already published first: it stays the client's (its
+        // completions published before it still count), found by the model (issue 5).
+        let _ = self.set.check(Check::Fast);
         lock(&self.set.machine).signal_abort()?;
         self.set.publish_abort(abort_reason::SIGNAL);
         Ok(())

@@ -14,6 +14,8 @@
 //!
 //! `cargo test` runs 50 kills; `scripts/chaos.sh <count>` runs the same campaign longer
 //! (VDISIM_CHAOS_KILLS, VDISIM_CHAOS_SEED) and prints the same summary.
+// Unix only: these tests inspect and plant /dev/shm entries (Windows mappings have no file names).
+#![cfg(unix)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

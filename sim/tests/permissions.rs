@@ -8,6 +8,8 @@
 //!   process and across processes.
 //! - Creators racing for one name get exactly one success, also when the name is held by the
 //!   remains of a dead creator.
+// Unix only: file modes, uids and /dev/shm are Unix concepts.
+#![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

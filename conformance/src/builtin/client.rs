@@ -29,9 +29,11 @@ impl ClientUnderTest for BuiltinClient {
         if job.request_complete {
             opts.features |= features::VDF_REQUEST_COMPLETE;
         }
-        Ok(spawn_thread_job(move |_cancel| match reference_client::run(&opts, || {}) {
-            Ok(_) => JobExit::Success,
-            Err(e) => JobExit::Failure(e.to_string()),
+        Ok(spawn_thread_job(move |_cancel| {
+            match reference_client::run(&opts, || {}) {
+                Ok(_) => JobExit::Success,
+                Err(e) => JobExit::Failure(e.to_string()),
+            }
         }))
     }
 }
@@ -137,7 +139,8 @@ fn run(job: &ClientJob, k: ClientKnobs, cancel: &Cancel) -> JobExit {
         match r {
             Ok(_) => break,
             Err(VdError::Timeout)
-                if !k.config_timeout_fatal && start.elapsed() < Duration::from_millis(u64::from(job.config_timeout_ms)) =>
+                if !k.config_timeout_fatal
+                    && start.elapsed() < Duration::from_millis(u64::from(job.config_timeout_ms)) =>
             {
                 if cancel.is_cancelled() {
                     return JobExit::Failure("killed".into());
@@ -168,11 +171,7 @@ fn open_store(job: &ClientJob, k: ClientKnobs) -> Result<Vec<File>, String> {
             let path = stripe_path(&job.store, i);
             let file = match job.mode {
                 Mode::Backup if k.append_store => OpenOptions::new().create(true).append(true).open(&path),
-                Mode::Backup => OpenOptions::new()
-                    .create(true)
-                    .truncate(true)
-                    .write(true)
-                    .open(&path),
+                Mode::Backup => OpenOptions::new().create(true).truncate(true).write(true).open(&path),
                 Mode::Restore => File::open(&path),
             };
             file.map_err(|e| format!("{}: {e}", path.display()))
@@ -357,7 +356,10 @@ impl Client<'_> {
         let k = self.k;
         match cmd.command() {
             Some(CommandCode::Write) => match file.write_all(cmd.buffer()) {
-                Ok(()) => (completion::ERROR_SUCCESS, if k.write_count_zero { 0 } else { cmd.size() }),
+                Ok(()) => (
+                    completion::ERROR_SUCCESS,
+                    if k.write_count_zero { 0 } else { cmd.size() },
+                ),
                 Err(_) => (completion::ERROR_IO_DEVICE, 0),
             },
             Some(CommandCode::Read) => {

@@ -63,7 +63,9 @@ impl ServerUnderTest for BuiltinServer {
 
     fn start(&self, job: &ServerJob) -> Result<Box<dyn RunningJob>, String> {
         let job = job.clone();
-        Ok(spawn_thread_job(move |cancel| run(&job, ServerKnobs::default(), &cancel)))
+        Ok(spawn_thread_job(move |cancel| {
+            run(&job, ServerKnobs::default(), &cancel)
+        }))
     }
 }
 
@@ -447,7 +449,10 @@ impl Job<'_> {
         if self.send_complete {
             let code = self.simple(dev, CommandCode::Complete)?;
             if code != completion::ERROR_SUCCESS && !self.k.ignore_flush_errors {
-                return Err(format!("VDC_Complete completed with {}", crate::harness::code_name(code)));
+                return Err(format!(
+                    "VDC_Complete completed with {}",
+                    crate::harness::code_name(code)
+                ));
             }
         }
         self.close_device(dev)
@@ -556,17 +561,23 @@ impl Job<'_> {
             stream.truncate(end as usize);
         }
         let expected_len = padded(total, self.job.block_size) as usize;
-        let prefix_ok = stream.len() >= want.len().min(stream.len()) && want.starts_with(&stream[..stream.len().min(want.len())]);
+        let prefix_ok =
+            stream.len() >= want.len().min(stream.len()) && want.starts_with(&stream[..stream.len().min(want.len())]);
         let full = stream.len() >= want.len() && stream[..want.len()] == want[..];
-        let padding_ok = stream.len() <= expected_len && stream.get(want.len()..).map_or(true, |t| t.iter().all(|b| *b == 0));
+        let padding_ok =
+            stream.len() <= expected_len && stream.get(want.len()..).map_or(true, |t| t.iter().all(|b| *b == 0));
         if !(full && padding_ok) {
             let truncated_only = stream.len() < want.len() && prefix_ok;
             if !(truncated_only && self.k.accepts_truncated) {
-                return Err(match pattern::first_difference(&want, &stream[..stream.len().min(expected_len)]) {
-                    Some(at) if at == stream.len() => format!("the restore ended after {at} of {} bytes", want.len()),
-                    Some(at) => format!("restored data differs at byte {at}"),
-                    None => "restored data has trailing garbage".into(),
-                });
+                return Err(
+                    match pattern::first_difference(&want, &stream[..stream.len().min(expected_len)]) {
+                        Some(at) if at == stream.len() => {
+                            format!("the restore ended after {at} of {} bytes", want.len())
+                        }
+                        Some(at) => format!("restored data differs at byte {at}"),
+                        None => "restored data has trailing garbage".into(),
+                    },
+                );
             }
         }
         self.close_device(dev)

@@ -283,4 +283,3 @@ pub(crate) fn cases() -> Vec<Case> {
         },
     ]
 }
-

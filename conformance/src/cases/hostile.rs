@@ -101,7 +101,12 @@ pub(crate) fn cases() -> Vec<Case> {
             role: Role::Server,
             chapter: "hostile",
             expectation: Expectation::ServerFails,
-            run: |cx| server_job(cx, Plan::new(Mode::Backup, 1).with_event(Trigger::OnData(1), Action::Die)),
+            run: |cx| {
+                server_job(
+                    cx,
+                    Plan::new(Mode::Backup, 1).with_event(Trigger::OnData(1), Action::Die),
+                )
+            },
         },
         Case {
             id: "hostile.server.client-dies-before-configuration",
@@ -112,7 +117,12 @@ pub(crate) fn cases() -> Vec<Case> {
             role: Role::Server,
             chapter: "hostile",
             expectation: Expectation::ServerFails,
-            run: |cx| server_job(cx, Plan::new(Mode::Backup, 1).with_event(Trigger::BeforeServer, Action::Die)),
+            run: |cx| {
+                server_job(
+                    cx,
+                    Plan::new(Mode::Backup, 1).with_event(Trigger::BeforeServer, Action::Die),
+                )
+            },
         },
         Case {
             id: "hostile.server.unknown-completion",
@@ -126,7 +136,8 @@ pub(crate) fn cases() -> Vec<Case> {
             run: |cx| {
                 server_job(
                     cx,
-                    Plan::new(Mode::Backup, 1).with_event(Trigger::OnData(0), Action::Garbage(Garbage::UnknownCompletionId)),
+                    Plan::new(Mode::Backup, 1)
+                        .with_event(Trigger::OnData(0), Action::Garbage(Garbage::UnknownCompletionId)),
                 )
             },
         },

@@ -24,7 +24,11 @@ pub(crate) fn header(set: &str) -> Option<HeaderMapping> {
 pub(crate) fn segment_exists(set: &str) -> Option<bool> {
     if cfg!(target_os = "linux") {
         let name = shm::header_segment_name(&instance(), set);
-        Some(std::path::Path::new("/dev/shm").join(name.trim_start_matches('/')).exists())
+        Some(
+            std::path::Path::new("/dev/shm")
+                .join(name.trim_start_matches('/'))
+                .exists(),
+        )
     } else {
         None
     }
@@ -88,7 +92,9 @@ pub(crate) fn garbage_command(h: &SetHeader, device: usize, what: Garbage) {
     let r = &d.commands;
     let tail = r.tail.0.load(Ordering::Acquire);
     if what == Garbage::RingIndexJump {
-        r.tail.0.store(tail.wrapping_add(10 * RING_SLOTS as u64), Ordering::Release);
+        r.tail
+            .0
+            .store(tail.wrapping_add(10 * RING_SLOTS as u64), Ordering::Release);
     } else {
         let slot = &r.slots[(tail % RING_SLOTS as u64) as usize];
         slot.id.store(1 << 40, Ordering::Relaxed);
@@ -112,7 +118,9 @@ pub(crate) fn garbage_completion(h: &SetHeader, device: usize, what: Garbage) {
     let tail = r.tail.0.load(Ordering::Acquire);
     match what {
         Garbage::RingIndexJump => {
-            r.tail.0.store(tail.wrapping_add(10 * RING_SLOTS as u64), Ordering::Release);
+            r.tail
+                .0
+                .store(tail.wrapping_add(10 * RING_SLOTS as u64), Ordering::Release);
         }
         _ => {
             let slot = &r.slots[(tail % RING_SLOTS as u64) as usize];

@@ -139,7 +139,11 @@ impl<'a> Cx<'a> {
     }
 
     pub(crate) fn prepare(&self) -> std::io::Result<()> {
-        self.log("harness", format!("case {}", self.case_id), format!("sets {}s*", self.base));
+        self.log(
+            "harness",
+            format!("case {}", self.case_id),
+            format!("sets {}s*", self.base),
+        );
         std::fs::create_dir_all(&self.dir)
     }
 

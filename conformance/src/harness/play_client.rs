@@ -263,7 +263,13 @@ pub(crate) fn run_job(cx: &Cx, plan: &Plan, source: &[Vec<u8>], obs: &mut Observ
     // The job must end on its own once its devices are done.
     let mut killed = false;
     if exit.is_none() {
-        match handle.wait(Instant::now() + cx.timing.exit_wait) {
+        // Once a step has hung, the verdict is known: a short grace, then the kill.
+        let wait = if run.sh().hang.is_some() {
+            cx.timing.exit_wait.min(Duration::from_secs(1))
+        } else {
+            cx.timing.exit_wait
+        };
+        match handle.wait(Instant::now() + wait) {
             Some(e) => {
                 cx.log("server", "job ended", e.describe());
                 exit = Some(e);
@@ -494,13 +500,15 @@ impl Run<'_, '_> {
             }
             Action::PrematureClose => {
                 let r = self.lock_set().close();
-                self.cx.log("client", "Close (devices still open)", vdisim::vdi::result_name(&r));
+                self.cx
+                    .log("client", "Close (devices still open)", vdisim::vdi::result_name(&r));
             }
             Action::Die => {
                 self.dead.store(true, Ordering::Release);
                 if let Some(h) = &self.header {
                     hostile::kill_client_token(h.header());
-                    self.cx.log("harness", "the client dies (liveness token names no process)", "");
+                    self.cx
+                        .log("harness", "the client dies (liveness token names no process)", "");
                 }
             }
             Action::Garbage(g) => {
@@ -511,7 +519,8 @@ impl Run<'_, '_> {
                         (g, _) => g,
                     };
                     hostile::garbage_completion(h.header(), 0, g);
-                    self.cx.log("harness", format!("garbage in completion ring 0: {g:?}"), "");
+                    self.cx
+                        .log("harness", format!("garbage in completion ring 0: {g:?}"), "");
                 }
             }
             Action::Stall(_) => {}
@@ -540,9 +549,7 @@ impl Run<'_, '_> {
                 Ok(c) => c,
                 Err(VdError::Timeout) => {
                     let mut sh = self.sh();
-                    if self.server_ended.load(Ordering::Acquire)
-                        && quiet_since.elapsed() > Duration::from_millis(500)
-                    {
+                    if self.server_ended.load(Ordering::Acquire) && quiet_since.elapsed() > Duration::from_millis(500) {
                         break "nothing (the server's job ended without closing the device)".to_string();
                     }
                     if sh.last_progress.elapsed() > self.cx.timing.stall {
@@ -626,7 +633,11 @@ impl Run<'_, '_> {
                         }
                         if self.aborted() {
                             let ms = t.elapsed().as_millis() as u64;
-                            self.cx.log("harness", "abort seen while holding the command", format!("after {ms} ms"));
+                            self.cx.log(
+                                "harness",
+                                "abort seen while holding the command",
+                                format!("after {ms} ms"),
+                            );
                             self.sh().measured_ms = Some(ms);
                         }
                         self.sh().last_progress = Instant::now();
@@ -687,7 +698,11 @@ impl Run<'_, '_> {
             self.cx.log(
                 "client",
                 format!("CompleteCommand(dev={d}, {})", cmd_name(code)),
-                format!("{} bytes={bytes} -> {}", code_name(result), vdisim::vdi::result_name(&r)),
+                format!(
+                    "{} bytes={bytes} -> {}",
+                    code_name(result),
+                    vdisim::vdi::result_name(&r)
+                ),
             );
             {
                 let mut sh = self.sh();
@@ -701,7 +716,11 @@ impl Run<'_, '_> {
                 }
             }
             if result != completion::ERROR_SUCCESS && !completion::is_end_of_data(result) {
-                let note = format!("device {d}: the harness completed {} with {}", cmd_name(code), code_name(result));
+                let note = format!(
+                    "device {d}: the harness completed {} with {}",
+                    cmd_name(code),
+                    code_name(result)
+                );
                 self.sh().notes.push(note);
             }
             if let Err(e) = r {

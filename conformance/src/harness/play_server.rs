@@ -244,7 +244,11 @@ impl<'c, 'a> Session<'c, 'a> {
             },
             s.job.set,
             s.job.devices,
-            if s.job.request_complete { " --request-complete" } else { "" }
+            if s.job.request_complete {
+                " --request-complete"
+            } else {
+                ""
+            }
         );
         match client.start(&s.job) {
             Ok(h) => {
@@ -300,7 +304,8 @@ impl<'c, 'a> Session<'c, 'a> {
                 Ok(set) => {
                     self.cx.log("server", format!("Open({})", self.job.set), "NOERROR");
                     let request = set.get_configuration();
-                    self.cx.log("server", "GetConfiguration", vdisim::vdi::result_name(&request));
+                    self.cx
+                        .log("server", "GetConfiguration", vdisim::vdi::result_name(&request));
                     match request {
                         Ok(r) => {
                             self.cx.log(
@@ -445,13 +450,16 @@ impl<'c, 'a> Session<'c, 'a> {
 
     /// Waits (up to the stall deadline) for the client to open every device; records the count.
     pub(crate) fn watch_device_opens(&mut self) {
-        let Some(h) = hostile::header(&self.job.set) else { return };
+        let Some(h) = hostile::header(&self.job.set) else {
+            return;
+        };
         let n = self.devices.len();
         let deadline = Instant::now() + self.cx.timing.stall.min(Duration::from_secs(3));
         loop {
             let opened = (0..n).filter(|&i| hostile::client_opened(h.header(), i)).count();
             if opened == n || Instant::now() >= deadline {
-                self.cx.log("harness", "devices opened by the client", format!("{opened} of {n}"));
+                self.cx
+                    .log("harness", "devices opened by the client", format!("{opened} of {n}"));
                 self.obs.devices_opened = Some((opened as u32, n as u32));
                 return;
             }
@@ -630,7 +638,11 @@ impl<'c, 'a> Session<'c, 'a> {
             let got = self.read_back.get(d).map_or(&[][..], |v| &v[..]);
             if let Some(at) = pattern::first_difference(want, got) {
                 let detail = if got.len() != want.len() && at == got.len().min(want.len()) {
-                    format!("device {d}: restored {} bytes, the backup had {}", got.len(), want.len())
+                    format!(
+                        "device {d}: restored {} bytes, the backup had {}",
+                        got.len(),
+                        want.len()
+                    )
                 } else {
                     format!("device {d}: restored data differs from the backup at byte {at}")
                 };
@@ -640,7 +652,8 @@ impl<'c, 'a> Session<'c, 'a> {
                 return;
             }
         }
-        self.cx.log("harness", "data check", "restored data identical to the backup");
+        self.cx
+            .log("harness", "data check", "restored data identical to the backup");
         self.obs.integrity = Integrity::Intact;
     }
 
@@ -648,7 +661,13 @@ impl<'c, 'a> Session<'c, 'a> {
     /// and closes the server side. Always call this last.
     pub(crate) fn finish(mut self) -> Observation {
         if self.handle.is_some() {
-            let deadline = Instant::now() + self.cx.timing.exit_wait;
+            // Once a step has hung, the verdict is known: a short grace, then the kill.
+            let wait = if self.obs.hang.is_some() {
+                self.cx.timing.exit_wait.min(Duration::from_secs(1))
+            } else {
+                self.cx.timing.exit_wait
+            };
+            let deadline = Instant::now() + wait;
             let exit = self.handle.as_mut().and_then(|h| h.wait(deadline));
             match exit {
                 Some(e) => {
@@ -862,7 +881,8 @@ impl Engine<'_, '_> {
             }
             if op.pause_ms > 0 {
                 let until = Instant::now() + Duration::from_millis(op.pause_ms);
-                self.cx.log("harness", format!("pause {} ms (dev={d})", op.pause_ms), "");
+                self.cx
+                    .log("harness", format!("pause {} ms (dev={d})", op.pause_ms), "");
                 while Instant::now() < until {
                     if self.lock().stop {
                         return;
@@ -911,7 +931,8 @@ impl Engine<'_, '_> {
             After::ServerDies => {
                 if let Some(h) = hostile::header(self.set_name) {
                     hostile::kill_server_token(h.header());
-                    self.cx.log("harness", "the server dies (liveness token names no process)", "");
+                    self.cx
+                        .log("harness", "the server dies (liveness token names no process)", "");
                 }
             }
             After::Garbage(g) => {
@@ -1086,7 +1107,10 @@ impl Engine<'_, '_> {
             }
             Err(VdError::Timeout) => {
                 let mut st = self.lock();
-                let pending = flight.first().map(|f| cmd_name(self.ops[f.op].code)).unwrap_or_default();
+                let pending = flight
+                    .first()
+                    .map(|f| cmd_name(self.ops[f.op].code))
+                    .unwrap_or_default();
                 !self.stalled(&mut st, || {
                     format!("device {d}: waiting for the client to complete {pending} (it completes nothing)")
                 })

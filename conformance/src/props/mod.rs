@@ -10,11 +10,13 @@
 //! - [`remote`]: the server side in a peer process (`vdisim-peer script`), killable.
 //! - [`machine`]: the `ReferenceStateMachine` / `StateMachineTest` glue and [`machine::check`].
 //! - [`transcript`]: saving, loading and replaying scenarios.
+//! - [`hostile`]: a hostile peer program over a real set (fuzz target `shm_peer`).
 //! - [`mutants`]: model-level seeded defects that the model must catch.
 //! - [`scenarios`]: hand-written canonical scenarios (pinned by snapshots).
 
 pub mod driver;
 pub mod gen;
+pub mod hostile;
 pub mod machine;
 pub mod model;
 pub mod mutants;

@@ -23,7 +23,7 @@
 //!   it returns NOERROR. Either way commands still outstanding come back as aborted.
 //! - After an abort, each outstanding command comes back once from the server's GetCompletion
 //!   with ERROR_OPERATION_ABORTED, per device in the order sent, then VD_E_ABORT. When the
-//!   abort came from the client's side (its SignalAbort or Close, or its death), completions it
+//!   abort came from the client's side (its SignalAbort or Close), completions it
 //!   published before are still delivered first with their own codes; after the server's own
 //!   abort they are ignored (§1.4 "client completions are ignored").
 
@@ -729,8 +729,9 @@ impl Model {
             return self.returned(&done.cmd, done.code, done.bytes, done.position);
         }
         if !self.aborted && !self.client_alive {
-            // Noticed only when nothing the client published is left to deliver.
-            self.abort(true);
+            // Noticed only when nothing the client published on this device is left to
+            // deliver; the server then aborts on its own (its completions count as ignored).
+            self.abort(false);
         }
         if self.aborted || closed {
             let d = &mut self.devices[dev];

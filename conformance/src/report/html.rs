@@ -269,7 +269,8 @@ fn write_regressions(out: &mut String, report: &RunReport, index: &HashMap<(usiz
     }
     let _ = writeln!(
         out,
-        "<section class=\"regressions\">\n<h2>Regressions <span class=\"count\">{} failing now, passed in the baseline</span></h2>\n<ul>",
+        "<section class=\"regressions\">\n<h2>Regressions \
+         <span class=\"count\">{} failing now, passed in the baseline</span></h2>\n<ul>",
         report.regressions.len()
     );
     for reg in &report.regressions {
@@ -298,7 +299,10 @@ fn write_matrix(out: &mut String, report: &RunReport, chapters: &[Chapter<'_>], 
     out.push_str(
         "<div class=\"controls\"><label><input type=\"checkbox\" id=\"onlybad\"/> only cases with problems</label>",
     );
-    out.push_str("<button type=\"button\" id=\"expand\">expand all</button><button type=\"button\" id=\"collapse\">collapse all</button></div>\n</div>\n");
+    out.push_str(
+        "<button type=\"button\" id=\"expand\">expand all</button>\
+         <button type=\"button\" id=\"collapse\">collapse all</button></div>\n</div>\n",
+    );
     out.push_str("<ul class=\"legend\">");
     for (class, label) in LEGEND {
         let _ = write!(
@@ -367,7 +371,8 @@ fn write_matrix(out: &mut String, report: &RunReport, chapters: &[Chapter<'_>], 
                 None => {
                     let _ = write!(
                         out,
-                        "<td class=\"id\"><code>{}</code></td><td class=\"title\"></td><td class=\"spec\"></td><td class=\"lvl\"></td>",
+                        "<td class=\"id\"><code>{}</code></td>\
+                         <td class=\"title\"></td><td class=\"spec\"></td><td class=\"lvl\"></td>",
                         text(row.id)
                     );
                 }
@@ -524,9 +529,14 @@ fn write_item(
     );
     let _ = writeln!(
         out,
-        "<summary><span class=\"badge {class}\">{}</span>{}<code>{}</code> <span class=\"title\">{}</span><span class=\"dur\">{}</span></summary>",
+        "<summary><span class=\"badge {class}\">{}</span>{}<code>{}</code> \
+         <span class=\"title\">{}</span><span class=\"dur\">{}</span></summary>",
         result_label(r),
-        if regression { "<span class=\"badge regr\">REGRESSION</span>" } else { "" },
+        if regression {
+            "<span class=\"badge regr\">REGRESSION</span>"
+        } else {
+            ""
+        },
         text(&r.case_id),
         text(case.map(|c| c.title.as_str()).unwrap_or("")),
         short_duration(r.duration_ms)
@@ -548,7 +558,8 @@ fn write_item(
         Verdict::Fail { expected, actual, .. } | Verdict::NonStrict { expected, actual, .. } => {
             let _ = writeln!(
                 out,
-                "<div class=\"diff\"><div class=\"exp\"><h4>expected</h4><pre>{}</pre></div><div class=\"act\"><h4>actual</h4><pre>{}</pre></div></div>",
+                "<div class=\"diff\"><div class=\"exp\"><h4>expected</h4><pre>{}</pre></div>\
+                 <div class=\"act\"><h4>actual</h4><pre>{}</pre></div></div>",
                 text(expected),
                 text(actual)
             );
@@ -556,7 +567,8 @@ fn write_item(
         Verdict::Hang { step } => {
             let _ = writeln!(
                 out,
-                "<div class=\"diff\"><div class=\"act\"><h4>did not finish before its deadline</h4><pre>{}</pre></div></div>",
+                "<div class=\"diff\"><div class=\"act\"><h4>did not finish before its deadline</h4>\
+                 <pre>{}</pre></div></div>",
                 text(step)
             );
         }
@@ -583,7 +595,10 @@ fn write_item(
     if r.transcript.is_empty() {
         out.push_str("<p class=\"none\">No transcript recorded.</p>\n");
     } else {
-        out.push_str("<table class=\"transcript\"><thead><tr><th>ms</th><th>actor</th><th>call</th><th>result</th></tr></thead><tbody>\n");
+        out.push_str(
+            "<table class=\"transcript\"><thead><tr><th>ms</th><th>actor</th><th>call</th><th>result</th></tr>\
+             </thead><tbody>\n",
+        );
         for e in &r.transcript {
             let actor_class = match e.actor.as_str() {
                 "client" | "server" | "harness" => e.actor.as_str(),
@@ -592,7 +607,8 @@ fn write_item(
             let result_class = if is_error_code(&e.result) { "err" } else { "ok" };
             let _ = writeln!(
                 out,
-                "<tr><td class=\"t\">{}</td><td><span class=\"actor {actor_class}\">{}</span></td><td class=\"call\">{}</td><td class=\"res {result_class}\">{}</td></tr>",
+                "<tr><td class=\"t\">{}</td><td><span class=\"actor {actor_class}\">{}</span></td>\
+                 <td class=\"call\">{}</td><td class=\"res {result_class}\">{}</td></tr>",
                 e.at_ms,
                 text(&e.actor),
                 text(&e.call),
@@ -613,11 +629,15 @@ fn is_error_code(result: &str) -> bool {
 }
 
 const CSS: &str = r#"
-:root{--pass:#2f9e44;--fail:#e03131;--hang:#9c36b5;--xfail:#f08c00;--ns:#fcc419;--unsup:#adb5bd;--info:#4dabf7;--ink:#1c2330;--muted:#667085;--line:#e4e7ec;--bg:#f5f6f8}
+:root{--pass:#2f9e44;--fail:#e03131;--hang:#9c36b5;--xfail:#f08c00;--ns:#fcc419;--unsup:#adb5bd;--info:#4dabf7;
+--ink:#1c2330;--muted:#667085;--line:#e4e7ec;--bg:#f5f6f8}
 *{box-sizing:border-box}
-body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--ink);background:var(--bg)}
-code,pre,.call,.res,.t{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,"DejaVu Sans Mono",monospace;font-size:12.5px}
-header{display:flex;align-items:center;justify-content:space-between;gap:24px;flex-wrap:wrap;background:#1d2640;color:#fff;padding:18px 28px}
+body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
+color:var(--ink);background:var(--bg)}
+code,pre,.call,.res,.t{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,"DejaVu Sans Mono",monospace;
+font-size:12.5px}
+header{display:flex;align-items:center;justify-content:space-between;gap:24px;flex-wrap:wrap;background:#1d2640;
+color:#fff;padding:18px 28px}
 header h1{margin:0;font-size:22px;font-weight:650;letter-spacing:.2px}
 header .meta{margin:4px 0 0;color:#b8c0d6;font-size:13px}
 .banner{padding:8px 16px;border-radius:999px;font-weight:650;font-size:14px}
@@ -627,17 +647,21 @@ h2{font-size:17px;margin:0}
 h2 .count,h3 .count{font-weight:400;color:var(--muted);font-size:13px;margin-left:6px}
 section{margin-bottom:22px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(270px,1fr));gap:12px}
-.card{display:block;color:inherit;text-decoration:none;background:#fff;border-radius:10px;padding:12px 14px;box-shadow:0 1px 2px rgba(16,24,40,.08),0 0 0 1px var(--line);border-left:6px solid var(--pass)}
+.card{display:block;color:inherit;text-decoration:none;background:#fff;border-radius:10px;padding:12px 14px;
+box-shadow:0 1px 2px rgba(16,24,40,.08),0 0 0 1px var(--line);border-left:6px solid var(--pass)}
 .card.bad{border-left-color:var(--fail)}
 .card:hover{box-shadow:0 2px 8px rgba(16,24,40,.15),0 0 0 1px var(--line)}
 .card-top{display:flex;justify-content:space-between;gap:8px;align-items:baseline}
 .card .impl{font-weight:650;overflow-wrap:anywhere}
-.role{font-size:11px;text-transform:uppercase;letter-spacing:.6px;color:var(--muted);background:#eef1f5;border-radius:4px;padding:1px 6px;white-space:nowrap}
+.role{font-size:11px;text-transform:uppercase;letter-spacing:.6px;color:var(--muted);background:#eef1f5;
+border-radius:4px;padding:1px 6px;white-space:nowrap}
 .card .status{font-size:12px;font-weight:600;color:var(--pass);margin:2px 0 8px}
 .card.bad .status{color:var(--fail)}
 .bar{display:flex;height:8px;border-radius:4px;overflow:hidden;background:#eef1f5;margin-bottom:8px}
 .bar span{display:block;height:100%}
-.bar .pass{background:var(--pass)}.bar .fail{background:var(--fail)}.bar .hang{background:var(--hang)}.bar .xfail{background:var(--xfail)}.bar .ns{background:var(--ns)}.bar .unsup{background:var(--unsup)}.bar .info{background:var(--info)}
+.bar .pass{background:var(--pass)}.bar .fail{background:var(--fail)}.bar .hang{background:var(--hang)}
+.bar .xfail{background:var(--xfail)}.bar .ns{background:var(--ns)}.bar .unsup{background:var(--unsup)}
+.bar .info{background:var(--info)}
 .counts{font-size:12.5px;color:var(--muted)}.counts b{color:var(--ink)}.counts b.neg{color:var(--fail)}
 .regressions{background:#fff5f5;border:1px solid #ffc9c9;border-radius:10px;padding:12px 16px}
 .regressions h2{color:#c92a2a}.regressions ul{margin:8px 0 0;padding-left:20px}
@@ -645,20 +669,26 @@ section{margin-bottom:22px}
 .section-head{display:flex;align-items:center;justify-content:space-between;gap:12px;flex-wrap:wrap;margin-bottom:8px}
 .controls{display:flex;gap:8px;align-items:center;font-size:13px;color:var(--muted)}
 .controls label{margin-right:6px;cursor:pointer}
-button{font:inherit;font-size:12.5px;border:1px solid var(--line);background:#fff;border-radius:6px;padding:3px 10px;cursor:pointer;color:var(--ink)}
+button{font:inherit;font-size:12.5px;border:1px solid var(--line);background:#fff;border-radius:6px;padding:3px 10px;
+cursor:pointer;color:var(--ink)}
 button:hover{background:#eef1f5}
-.legend{list-style:none;display:flex;flex-wrap:wrap;gap:6px 16px;padding:0;margin:0 0 10px;font-size:12.5px;color:var(--muted)}
+.legend{list-style:none;display:flex;flex-wrap:wrap;gap:6px 16px;padding:0;margin:0 0 10px;font-size:12.5px;
+color:var(--muted)}
 .legend li{display:flex;align-items:center;gap:6px}
 .legend .v{display:inline-block;width:22px;height:18px;line-height:18px;border-radius:4px;text-align:center}
 .scroll{overflow-x:auto;background:#fff;border-radius:10px;box-shadow:0 0 0 1px var(--line)}
 table.matrix{border-collapse:separate;border-spacing:0;width:100%}
 .matrix th,.matrix td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:middle}
-.matrix thead th{position:sticky;top:0;background:#fff;z-index:1;vertical-align:bottom;font-size:12px;color:var(--muted);font-weight:600;border-bottom:2px solid var(--line)}
+.matrix thead th{position:sticky;top:0;background:#fff;z-index:1;vertical-align:bottom;font-size:12px;
+color:var(--muted);font-weight:600;border-bottom:2px solid var(--line)}
 .matrix th.impl{padding:6px 2px;width:34px;text-align:center}
 .matrix th.impl a{color:var(--ink);text-decoration:none}
-.matrix th.impl span{display:inline-block;writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;max-height:260px;overflow:hidden;text-overflow:ellipsis;font-family:ui-monospace,Menlo,Consolas,"DejaVu Sans Mono",monospace;font-weight:500}
+.matrix th.impl span{display:inline-block;writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;
+max-height:260px;overflow:hidden;text-overflow:ellipsis;
+font-family:ui-monospace,Menlo,Consolas,"DejaVu Sans Mono",monospace;font-weight:500}
 .matrix th.impl.bad span{color:var(--fail)}
-.matrix tr.chapter th{background:#f0f3f8;color:#344054;font-size:12px;text-transform:uppercase;letter-spacing:.7px;padding:6px 8px}
+.matrix tr.chapter th{background:#f0f3f8;color:#344054;font-size:12px;text-transform:uppercase;letter-spacing:.7px;
+padding:6px 8px}
 .matrix tr.chapter .count{text-transform:none;letter-spacing:0;font-weight:400;color:var(--muted);margin-left:8px}
 .matrix tr.case:hover td{background:#f8fafc}
 .matrix td.id code{font-size:12px;white-space:nowrap}
@@ -676,15 +706,20 @@ table.matrix{border-collapse:separate;border-spacing:0;width:100%}
 .v.fail,.v.hang{box-shadow:inset 0 0 0 1px rgba(0,0,0,.15)}
 .v.regr{box-shadow:inset 0 0 0 3px #1d2640}
 body.onlybad tr.ok{display:none}
-.details h3{font-size:15px;margin:18px 0 8px;display:flex;align-items:center;gap:8px;flex-wrap:wrap;overflow-wrap:anywhere}
+.details h3{font-size:15px;margin:18px 0 8px;display:flex;align-items:center;gap:8px;flex-wrap:wrap;
+overflow-wrap:anywhere}
 .clean{color:var(--pass);margin:0 0 8px}
-details.item{background:#fff;border-radius:8px;box-shadow:0 0 0 1px var(--line);margin:0 0 8px;border-left:5px solid var(--fail)}
-details.item.hang{border-left-color:var(--hang)}details.item.xfail{border-left-color:var(--xfail)}details.item.ns{border-left-color:var(--ns)}
+details.item{background:#fff;border-radius:8px;box-shadow:0 0 0 1px var(--line);margin:0 0 8px;
+border-left:5px solid var(--fail)}
+details.item.hang{border-left-color:var(--hang)}details.item.xfail{border-left-color:var(--xfail)}
+details.item.ns{border-left-color:var(--ns)}
 details.item summary{cursor:pointer;padding:8px 12px;display:flex;align-items:center;gap:10px}
 details.item summary .title{color:#475467;flex:1}
 details.item summary .dur{color:var(--muted);font-size:12px}
-.badge{display:inline-block;font-size:11px;font-weight:700;letter-spacing:.5px;color:#fff;border-radius:4px;padding:1px 7px}
-.badge.fail{background:var(--fail)}.badge.hang{background:var(--hang)}.badge.xfail{background:var(--xfail)}.badge.ns{background:var(--ns);color:#5c4400}
+.badge{display:inline-block;font-size:11px;font-weight:700;letter-spacing:.5px;color:#fff;border-radius:4px;
+padding:1px 7px}
+.badge.fail{background:var(--fail)}.badge.hang{background:var(--hang)}.badge.xfail{background:var(--xfail)}
+.badge.ns{background:var(--ns);color:#5c4400}
 .badge.regr{background:#c92a2a}
 details .body{padding:0 14px 12px 14px}
 .req{margin:4px 0 10px;padding:8px 12px;background:#f8f9fb;border-left:3px solid #98a2b3;border-radius:4px}
@@ -696,16 +731,20 @@ details .body{padding:0 14px 12px 14px}
 .act h4{color:var(--fail)}.act pre{background:#fff5f5;border:1px solid #ffc9c9}
 .facts{margin:0 0 10px;display:flex;gap:6px;flex-wrap:wrap}
 .fact{font-size:12px;border-radius:999px;padding:1px 10px;border:1px solid var(--line)}
-.fact.good{color:var(--pass);border-color:#b2f2bb;background:#ebfbee}.fact.badf{color:var(--fail);border-color:#ffc9c9;background:#fff5f5}
+.fact.good{color:var(--pass);border-color:#b2f2bb;background:#ebfbee}.fact.badf{color:var(--fail);
+border-color:#ffc9c9;background:#fff5f5}
 .fact.known{color:#995c00;border-color:#ffd8a8;background:#fff4e6}
 p.none{color:var(--muted);margin:0}
 table.transcript{border-collapse:collapse;width:100%;font-size:12.5px}
-.transcript th{text-align:left;font-size:11px;color:var(--muted);text-transform:uppercase;letter-spacing:.5px;border-bottom:1px solid var(--line);padding:4px 8px}
-.transcript td{padding:3px 8px;border-bottom:1px solid #f2f4f7;vertical-align:top;white-space:pre-wrap;word-break:break-word}
+.transcript th{text-align:left;font-size:11px;color:var(--muted);text-transform:uppercase;letter-spacing:.5px;
+border-bottom:1px solid var(--line);padding:4px 8px}
+.transcript td{padding:3px 8px;border-bottom:1px solid #f2f4f7;vertical-align:top;white-space:pre-wrap;
+word-break:break-word}
 .transcript td.t{text-align:right;color:var(--muted);width:60px}
 .transcript tr:nth-child(even) td{background:#fafbfc}
 .actor{font-size:11px;border-radius:4px;padding:0 6px;font-weight:600}
-.actor.client{background:#e7f5ff;color:#1864ab}.actor.server{background:#f3f0ff;color:#5f3dc4}.actor.harness{background:#f1f3f5;color:#495057}.actor.other{background:#fff4e6;color:#995c00}
+.actor.client{background:#e7f5ff;color:#1864ab}.actor.server{background:#f3f0ff;color:#5f3dc4}
+.actor.harness{background:#f1f3f5;color:#495057}.actor.other{background:#fff4e6;color:#995c00}
 .res.err{color:var(--fail);font-weight:600}.res.ok{color:#2b8a3e}
 footer{padding:12px 28px 24px;color:var(--muted);font-size:12px}
 "#;

@@ -138,7 +138,11 @@ fn resolve(args: &CertifyArgs) -> Result<(Resolved, Option<&'static [&'static st
 
 /// Fails early (exit 2) when the program of `--exec` cannot be found.
 fn check_program(cmd: &str) -> Result<(), String> {
-    let program = cmd.split_whitespace().next().unwrap_or_default().trim_matches(['"', '\'']);
+    let program = cmd
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .trim_matches(['"', '\'']);
     let found = if program.contains('/') {
         Path::new(program).is_file()
     } else {
@@ -254,8 +258,15 @@ fn print_mutant_verdict(rep: &RunReport, expected: &[&str]) {
     } else {
         println!("mutant caught by {} case(s): {}", caught.len(), caught.join(", "));
     }
-    let ran: Vec<&str> = rep.runs.iter().flat_map(|r| r.results.iter().map(|c| c.case_id.as_str())).collect();
-    let missed: Vec<&&str> = expected.iter().filter(|id| ran.contains(id) && !caught.contains(id)).collect();
+    let ran: Vec<&str> = rep
+        .runs
+        .iter()
+        .flat_map(|r| r.results.iter().map(|c| c.case_id.as_str()))
+        .collect();
+    let missed: Vec<&&str> = expected
+        .iter()
+        .filter(|id| ran.contains(id) && !caught.contains(id))
+        .collect();
     if !missed.is_empty() {
         let list: Vec<&str> = missed.into_iter().copied().collect();
         println!("expected to be caught also by: {}", list.join(", "));
@@ -317,7 +328,7 @@ pub fn run_cases(args: CasesArgs) -> u8 {
                 0
             }
             Err(e) => {
-                eout!("vdisim cases: {e}");
+                eprintln!("vdisim cases: {e}");
                 2
             }
         };
@@ -373,7 +384,7 @@ pub fn run_mutants(args: MutantsArgs) -> u8 {
                 0
             }
             Err(e) => {
-                eout!("vdisim mutants: {e}");
+                eprintln!("vdisim mutants: {e}");
                 2
             }
         };

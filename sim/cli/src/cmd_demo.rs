@@ -162,6 +162,10 @@ fn demo(args: &Args) -> Result<bool, String> {
         "RESTORE DATABASE [{RESTORED_DB}] FROM {to} WITH MAXTRANSFERSIZE = {maxtransfer}, BUFFERCOUNT = {buffercount}"
     );
     let restore = if backup.is_some() {
+        println!(
+            "\n(The RESTORE names no BLOCKSIZE: the set is configured with 512, which divides every \
+             transfer, and the engine adopts the backup's BLOCKSIZE from the media header, §3.3.)"
+        );
         transfer(&mut engine, &exe, "restore", &set, n, &ws.store, &restore_sql, size)?
     } else {
         None

@@ -15,7 +15,7 @@ use vdisim::reference_client::stripe_path;
 fn spawn_client(program: &Path, mode: &str, set: &str, devices: u32, store: &Path, extra: &[&str]) -> Child {
     Command::new(program)
         .arg(mode)
-        .args(["--set", set, "--devices", &devices.to_string(), "--timeout-ms", "1000"])
+        .args(["--set", set, "--devices", &devices.to_string(), "--timeout-ms", "30000"])
         .arg("--store")
         .arg(store)
         .args(extra)

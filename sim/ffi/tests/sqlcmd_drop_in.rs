@@ -3,6 +3,8 @@
 //! pointing at the built libsqlvdi.so (as a real client runs with /opt/mssql/lib), starts its
 //! BACKUP and RESTORE with `popen("sqlcmd ...")`; `sqlcmd` on PATH is the vdisim binary. The
 //! restored database must be byte-identical to the original.
+// Unix only: LD_LIBRARY_PATH, symlinks and libsqlvdi.so are the Unix drop-in story.
+#![cfg(unix)]
 
 mod common;
 

@@ -31,7 +31,11 @@ modes:
   server-backup  <set> <devices> <bytes>   streams the pattern out of every device
   server-restore <set> <devices> <bytes>   reads every device back and verifies the pattern
   server-hold <set>                        sends one Write, waits for its completion
-  server-premature-close <set>             sends one Write, then Close with the device open";
+  server-premature-close <set>             sends one Write, then Close with the device open
+  script <set>                             plays the server side step by step: one JSON step per
+                                           stdin line, e.g. {\"call\":\"SOpen\"}, one line
+                                           `RESULT <json outcome>` per step (the contract of
+                                           vdi_conformance::props::remote)";
 
 fn event(parts: &[&str]) {
     let mut out = std::io::stdout().lock();
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         }
         "server-hold" => server_hold(set, false),
         "server-premature-close" => server_hold(set, true),
+        "script" => script::run(set),
         m if RELIABILITY_MODES.contains(&m) => reliability_mode(m, set, &args),
         _ => {
             eprintln!("{USAGE}");
@@ -622,10 +627,22 @@ mod hostile {
         index.fetch_add(by, Ordering::AcqRel);
     }
 
+    /// Writes at a file offset (the segment files of /dev/shm: Unix only in practice; on
+    /// Windows the open fails first and the hostile class reports that).
+    fn write_at(file: &std::fs::File, bytes: &[u8], offset: u64) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        use std::os::unix::fs::FileExt;
+        #[cfg(windows)]
+        use std::os::windows::fs::FileExt;
+        #[cfg(unix)]
+        return file.write_at(bytes, offset);
+        #[cfg(windows)]
+        return file.seek_write(bytes, offset);
+    }
+
     /// Writes random bytes at random places of the set's header (its fixed fields and the
     /// first device's slot and rings) through the file system, for `duration`.
     fn scribble(set: &str, seed: u64, duration: Duration) -> Result<u64, String> {
-        use std::os::unix::fs::FileExt;
         let name = shm::header_segment_name(shm::DEFAULT_INSTANCE, set);
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -647,7 +664,7 @@ mod hostile {
             let offset = next() % span;
             let len = (next() % 8 + 1) as usize;
             let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            let _ = file.write_at(&bytes, offset);
+            let _ = write_at(&file, &bytes, offset);
             writes += 1;
             if writes % 16 == 0 {
                 std::thread::sleep(Duration::from_millis(1));
@@ -689,14 +706,13 @@ mod hostile {
             "answer-blocksize" => h.answer[7].store(1000, Ordering::Release),
             "buffer-size" => h.buffer_area_size.store(area + (1 << 30), Ordering::Release),
             "buffer-magic" => {
-                use std::os::unix::fs::FileExt;
                 let generation = h.buffer_generation.load(Ordering::Acquire);
                 let name = shm::buffer_segment_name(shm::DEFAULT_INSTANCE, set, generation);
                 let f = std::fs::OpenOptions::new()
                     .write(true)
                     .open(std::path::Path::new("/dev/shm").join(name.trim_start_matches('/')))
                     .map_err(|e| e.to_string())?;
-                f.write_at(b"GARBAGE!", 0).map_err(|e| e.to_string())?;
+                write_at(&f, b"GARBAGE!", 0).map_err(|e| e.to_string())?;
             }
             _ => {
                 wait_client_opened(h)?;
@@ -1040,6 +1056,156 @@ mod soak {
         }
         tally.report("server", round);
         event(&["soak-done", "server"]);
+        Ok(())
+    }
+}
+
+/// `script` mode: the server side of the property-based scenarios (issue 5), driven over a
+/// pipe. Mirrors `vdi_conformance::props::driver::exec_server` (which this binary cannot
+/// depend on: the conformance crate depends on vdisim).
+mod script {
+    use serde_json::{json, Value};
+    use std::io::{BufRead, Write};
+    use vdisim::protocol::server::ConfigParams;
+    use vdisim::reference_client::device_name;
+    use vdisim::server::{ServerCommand, ServerVirtualDevice, ServerVirtualDeviceSet};
+    use vdisim::vdi::{CommandCode, VdError};
+
+    fn code(r: Result<(), VdError>) -> Value {
+        json!({ "result": r.err().map_or("NOERROR", |e| e.name()) })
+    }
+
+    fn field(v: &Value, name: &str) -> u64 {
+        v.get(name).and_then(Value::as_u64).unwrap_or(0)
+    }
+
+    fn send(d: &ServerVirtualDevice, cmd: ServerCommand) -> Value {
+        match d.send_command(cmd) {
+            Ok(_) => json!({ "result": "NOERROR" }),
+            Err(r) => json!({ "result": r.error.name(), "completion": r.completion_code }),
+        }
+    }
+
+    fn step(
+        set: &str,
+        server: &mut Option<ServerVirtualDeviceSet>,
+        devices: &mut Vec<ServerVirtualDevice>,
+        v: &Value,
+    ) -> Value {
+        let call = v.get("call").and_then(Value::as_str).unwrap_or("");
+        if call == "SOpen" {
+            return match ServerVirtualDeviceSet::open(None, set) {
+                Ok(s) => {
+                    *server = Some(s);
+                    json!({ "result": "NOERROR" })
+                }
+                Err(e) => json!({ "result": e.name() }),
+            };
+        }
+        let Some(s) = server.as_ref() else {
+            return json!({ "result": "NO-HANDLE" });
+        };
+        let dev = devices.get(field(v, "dev") as usize);
+        match (call, dev) {
+            ("SGetConfiguration", _) => code(s.get_configuration().map(|_| ())),
+            ("SBeginConfiguration", _) => {
+                let c = v.get("config").cloned().unwrap_or(Value::Null);
+                code(s.begin_configuration(ConfigParams {
+                    features: field(&c, "features") as u32,
+                    alignment: 0,
+                    block_size: field(&c, "block_size") as u32,
+                    max_transfer_size: field(&c, "max_transfer_size") as u32,
+                    timeout_ms: 1000,
+                }))
+            }
+            ("SRequestBuffers", _) => code(s.request_buffers(field(v, "size") as u32, 0, field(v, "count") as u32)),
+            ("SEndConfiguration", _) => code(s.end_configuration().map(|_| ())),
+            ("SOpenDevice", _) => {
+                let name = match v.get("name").and_then(Value::as_str) {
+                    Some("duplicate") => device_name(set, 0),
+                    Some("bad") => "bad/name".to_string(),
+                    _ => device_name(set, devices.len() as u32),
+                };
+                match s.open_device(&name) {
+                    Ok(d) => {
+                        devices.push(d);
+                        json!({ "result": "NOERROR" })
+                    }
+                    Err(e) => json!({ "result": e.name() }),
+                }
+            }
+            ("SSend", Some(d)) => {
+                let (c, size) = (field(v, "code") as u32, field(v, "size") as u32);
+                let buffer = if CommandCode::from_code(c).is_some_and(|x| x.has_buffer()) {
+                    match s.allocate_buffer(size, 0) {
+                        Ok(b) => Some(b),
+                        Err(e) => return json!({ "result": format!("AllocateBuffer:{}", e.name()) }),
+                    }
+                } else {
+                    None
+                };
+                send(
+                    d,
+                    ServerCommand {
+                        code: c,
+                        size,
+                        position: field(v, "position"),
+                        buffer,
+                    },
+                )
+            }
+            ("SFlood", Some(d)) => {
+                let mut sent = 0u32;
+                loop {
+                    let cmd = ServerCommand {
+                        code: CommandCode::Flush.code(),
+                        size: 0,
+                        position: 0,
+                        buffer: None,
+                    };
+                    let mut o = send(d, cmd);
+                    if o["result"] != "NOERROR" || sent > 1000 {
+                        o["sent"] = json!(sent);
+                        return o;
+                    }
+                    sent += 1;
+                }
+            }
+            ("SGetCompletion", Some(d)) => match d.get_completion(0) {
+                Ok(c) => json!({
+                    "result": "NOERROR",
+                    "command": c.completion.command,
+                    "completion": c.completion.completion_code,
+                    "bytes": c.completion.bytes_transferred,
+                    "position": c.completion.position,
+                }),
+                Err(e) => json!({ "result": e.name() }),
+            },
+            ("SCloseDevice", Some(d)) => code(d.close_device()),
+            ("SSignalAbort", _) => code(s.signal_abort()),
+            ("SClose", _) => {
+                let c = s.close();
+                json!({ "result": c.result.err().map_or("NOERROR", |e| e.name()), "aborted": c.aborted.len() })
+            }
+            (_, None) => json!({ "result": "NO-HANDLE" }),
+            _ => json!({ "result": "NOT-A-SERVER-STEP" }),
+        }
+    }
+
+    pub fn run(set: &str) -> Result<(), String> {
+        let mut server = None;
+        let mut devices = Vec::new();
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let line = line.map_err(|e| e.to_string())?;
+            let out = match serde_json::from_str::<Value>(&line) {
+                Ok(v) => step(set, &mut server, &mut devices, &v),
+                Err(e) => json!({ "result": format!("BAD-STEP {e}") }),
+            };
+            let mut o = std::io::stdout().lock();
+            let _ = writeln!(o, "RESULT {out}");
+            let _ = o.flush();
+        }
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ pub mod ring;
 use crate::protocol::PeerMisbehaved;
 use crate::vdi::{VdError, VdResult};
 use layout::{BufferHeader, SetHeader, BUFFER_AREA_OFFSET, HEADER_MAGIC, HEADER_SEGMENT_SIZE, LAYOUT_VERSION};
+#[cfg(unix)]
 use shared_memory::{Shmem, ShmemConf, ShmemError};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -66,7 +67,12 @@ pub fn buffer_segment_name(instance: &str, set: &str, generation: u64) -> String
 
 /// A mapped named segment.
 pub struct Segment {
+    #[cfg(unix)]
     shmem: Shmem,
+    /// Windows: a page-file-backed named mapping of our own (platform.rs says why not the
+    /// `shared_memory` crate there).
+    #[cfg(windows)]
+    shmem: platform::Mapping,
     name: String,
 }
 
@@ -99,6 +105,17 @@ impl From<SegmentError> for VdError {
     }
 }
 
+#[cfg(windows)]
+fn map_windows_error(e: platform::MappingError) -> SegmentError {
+    match e {
+        platform::MappingError::Exists => SegmentError::Exists,
+        platform::MappingError::NotFound => SegmentError::NotFound,
+        platform::MappingError::PermissionDenied => SegmentError::PermissionDenied,
+        platform::MappingError::Os(code) => SegmentError::Os(format!("Win32 error {code}")),
+    }
+}
+
+#[cfg(unix)]
 fn map_error(e: ShmemError) -> SegmentError {
     match e {
         ShmemError::MappingIdExists | ShmemError::LinkExists => SegmentError::Exists,
@@ -114,8 +131,12 @@ fn map_error(e: ShmemError) -> SegmentError {
 impl Segment {
     /// Creates a segment exclusively: mode 0600 unless `group_access`.
     pub fn create(name: &str, size: usize, group_access: bool) -> Result<Segment, SegmentError> {
+        #[cfg(windows)]
+        let shmem = platform::Mapping::create(name, size).map_err(map_windows_error)?;
+        #[cfg(unix)]
         let mut shmem = ShmemConf::new().os_id(name).size(size).create().map_err(map_error)?;
         // We unlink explicitly: ownership follows VDI's rules, not drop order.
+        #[cfg(unix)]
         shmem.set_owner(false);
         let seg = Segment {
             shmem,
@@ -129,7 +150,11 @@ impl Segment {
 
     /// Opens an existing segment that must hold at least `min_size` bytes.
     pub fn open(name: &str, min_size: usize) -> Result<Segment, SegmentError> {
+        #[cfg(windows)]
+        let shmem = platform::Mapping::open(name).map_err(map_windows_error)?;
+        #[cfg(unix)]
         let mut shmem = ShmemConf::new().os_id(name).open().map_err(map_error)?;
+        #[cfg(unix)]
         shmem.set_owner(false);
         if shmem.len() < min_size {
             return Err(SegmentError::TooSmall);
@@ -182,7 +207,8 @@ pub fn unlink(name: &str) -> bool {
     }
     #[cfg(not(unix))]
     {
-        // Windows named mappings disappear with their last handle.
+        // Windows named mappings disappear with their last handle (process exit included):
+        // there is no name to remove, and a name stays taken while any process maps it.
         let _ = name;
         false
     }

@@ -352,7 +352,11 @@ mod tests {
             record_wait(word, false);
         }
         let budgets: Vec<Duration> = (0..PROBE_EVERY).map(|_| spin_budget(word)).collect();
-        assert_eq!(budgets.iter().filter(|b| **b == MAX_SPIN).count(), 1, "one probe: {budgets:?}");
+        assert_eq!(
+            budgets.iter().filter(|b| **b == MAX_SPIN).count(),
+            1,
+            "one probe: {budgets:?}"
+        );
         assert!(budgets.contains(&MIN_SPIN));
         for _ in 0..32 {
             record_wait(word, true);
