@@ -554,19 +554,21 @@ fn backup_of_a_missing_database_aborts_the_clients_set() {
     let fx = Fixture::new();
     let set = unique("nodb");
     let store = fx.store("store");
-    let (b, report) = with_client(
-        &fx,
-        "backup",
-        &set,
-        1,
-        &store,
-        false,
-        &format!("BACKUP DATABASE nosuch TO VIRTUAL_DEVICE = '{set}'"),
+    let peer = Peer::spawn(&["client-report", &set, "1", store.to_str().unwrap(), "backup"]);
+    // The statement fails before any transfer; vdisim aborts a set that already exists.
+    peer.expect("created");
+    let start = Instant::now();
+    let b = fx.sql(&format!("BACKUP DATABASE nosuch TO VIRTUAL_DEVICE = '{set}'"));
+    let (events, ok) = peer.finish();
+    assert!(!ok, "{events:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "the client learned of the failure at once"
     );
-    assert!(report.is_none());
     assert!(
         text(&b).starts_with("Msg 911, Level 16, State 1, Server vdisim, Line 1\nDatabase 'nosuch' does not exist.")
     );
+    assert_no_leftovers(&set);
 }
 
 #[test]
@@ -689,7 +691,10 @@ fn a_killed_client_fails_the_backup_promptly() {
     std::thread::scope(|s| {
         let backup = s.spawn(|| {
             let start = Instant::now();
-            (fx.sql(&format!("BACKUP DATABASE src TO VIRTUAL_DEVICE = '{set}'")), start.elapsed())
+            (
+                fx.sql(&format!("BACKUP DATABASE src TO VIRTUAL_DEVICE = '{set}'")),
+                start.elapsed(),
+            )
         });
         peer.expect("get-command NOERROR");
         peer.kill();

@@ -35,6 +35,7 @@ const BUGS: &[(&str, &[&str])] = &[
         &[
             "abort.client.idle-device",
             "abort.client.mid-backup",
+            "abort.client.mid-restore",
             "close.client.after-server-abort",
             "hostile.client.server-dies-mid-stream",
         ],

@@ -127,6 +127,27 @@ fn cxx_client_backs_up_and_restores_through_sqlcmd_and_the_drop_in_library() {
         "the restored database differs from the original"
     );
 
+    // A statement that fails (no such database) fails the client, promptly, with SQL
+    // Server's messages passed through.
+    let out = run_with_deadline(
+        Command::new(&client)
+            .args(["backup", "--database", "no_such_db", "--devices", "1"])
+            .arg("--store")
+            .arg(dir.path().join("store-missing"))
+            .env("PATH", &path)
+            .env("VDISIM_DATA", &data)
+            .env("LD_LIBRARY_PATH", lib_dir()),
+        Duration::from_secs(120),
+        "vdiclient backup of a missing database",
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Msg 3013"), "{text}");
+
     // Without the library on the loader path the client cannot even start: the test really
     // went through LD_LIBRARY_PATH.
     let out = run_with_deadline(
