@@ -243,12 +243,6 @@ pub struct Observation {
     pub harness_error: Option<String>,
 }
 
-impl Default for Integrity {
-    fn default() -> Self {
-        Integrity::NotChecked
-    }
-}
-
 /// The outcome of judging one observation.
 pub struct Judged {
     pub verdict: Verdict,
@@ -659,8 +653,7 @@ impl Expectation {
                     let last = o
                         .commands
                         .iter()
-                        .filter(|c| c.device == d && c.code != CommandCode::Complete.code())
-                        .next_back();
+                        .rfind(|c| c.device == d && c.code != CommandCode::Complete.code());
                     match last {
                         Some(c) if c.code == CommandCode::Flush.code() => {}
                         Some(c) => {

@@ -91,7 +91,7 @@ impl Verdict {
 }
 
 /// Judged separately from the protocol verdict (DESIGN "The harness").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Integrity {
     /// Data was checked and matched byte for byte.
@@ -99,6 +99,7 @@ pub enum Integrity {
     /// Data was checked and differed (or was lost).
     Corrupt,
     /// The case moves no data, or never got that far.
+    #[default]
     NotChecked,
 }
 

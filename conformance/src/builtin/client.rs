@@ -375,9 +375,9 @@ impl Client<'_> {
                         Err(_) => return (completion::ERROR_IO_DEVICE, 0),
                     }
                 }
-                if filled == size || (k.short_reads && filled == want) {
-                    (completion::ERROR_SUCCESS, filled as u32)
-                } else if k.eof_success {
+                // The bugs: a short Read with SUCCESS (short_reads mid-stream, eof_success
+                // at the end of data).
+                if filled == size || (k.short_reads && filled == want) || k.eof_success {
                     (completion::ERROR_SUCCESS, filled as u32)
                 } else if k.eof_drops_tail {
                     (completion::ERROR_HANDLE_EOF, 0)

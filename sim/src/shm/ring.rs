@@ -227,34 +227,46 @@ pub fn wait_for<T, E>(
     if let Some(v) = poll(Check::Fast)? {
         return Ok(Some(v));
     }
-    // From here on this is a real wait: its length feeds the spin history.
+    // From here on this is a real wait: how it ends feeds the spin history. The clock is read
+    // only every CLOCK_EVERY polls, so a wait that ends within a few polls (a round trip with
+    // a running peer) costs no clock read at all.
+    const CLOCK_EVERY: u32 = 16;
     let word = wake as *const AtomicU32 as usize;
-    let start = Instant::now();
-    let spin_end = start + spin_budget(word);
+    let budget = spin_budget(word);
+    let mut polls = 0u32;
+    let mut started: Option<Instant> = None;
+    let start = loop {
+        std::hint::spin_loop();
+        match poll(Check::Fast) {
+            Ok(None) => {}
+            other => {
+                if let Ok(v) = &other {
+                    // Found while spinning: short by construction.
+                    record_wait(word, v.is_some());
+                }
+                return other;
+            }
+        }
+        polls = polls.wrapping_add(1);
+        if polls % CLOCK_EVERY == 0 {
+            let now = Instant::now();
+            let start = *started.get_or_insert(now);
+            if deadline.is_some_and(|d| now >= d) {
+                let got = poll(Check::Full);
+                record_wait(word, false);
+                return got;
+            }
+            if now.duration_since(start) >= budget {
+                break start;
+            }
+        }
+    };
     let finish = |got: Result<Option<T>, E>| {
         if let Ok(v) = &got {
             record_wait(word, v.is_some() && start.elapsed() <= MAX_SPIN);
         }
         got
     };
-    let mut polls = 0u32;
-    loop {
-        std::hint::spin_loop();
-        match poll(Check::Fast) {
-            Ok(None) => {}
-            other => return finish(other),
-        }
-        polls = polls.wrapping_add(1);
-        if polls % 4 == 0 {
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return finish(poll(Check::Full));
-            }
-            if now >= spin_end {
-                break;
-            }
-        }
-    }
     let mut last_full = start;
     loop {
         if let Some(w) = waiters {
