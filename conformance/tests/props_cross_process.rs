@@ -31,7 +31,10 @@ fn model_matches_the_builtin_pair_across_processes() {
         cases,
         max_steps: 48,
         save_dir: Some(regressions_dir()),
-        seed_file: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/proptest-regressions/props_cross_process.txt")),
+        seed_file: Some(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/props_cross_process.txt"
+        )),
     };
     let p = peer.clone();
     match check(&campaign, Box::new(move || remote_pair(&p))) {
@@ -47,7 +50,10 @@ fn model_matches_the_builtin_pair_across_processes() {
             "the two-process pair disagrees with the model: {}\nshrunk to {} steps, saved as {}\n{}",
             found.message,
             found.transcript.steps.len(),
-            found.saved.as_ref().map_or("<not saved>".into(), |p| p.display().to_string()),
+            found
+                .saved
+                .as_ref()
+                .map_or("<not saved>".into(), |p| p.display().to_string()),
             found.transcript.to_json()
         ),
     }

@@ -7,7 +7,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect())
         .unwrap_or_default();
-    v.retain(|p| p.extension().is_none_or(|x| x != "md"));
+    v.retain(|p| p.extension().map_or(true, |x| x != "md"));
     v.sort();
     v
 }

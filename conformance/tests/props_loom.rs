@@ -21,7 +21,7 @@
 use loom::sync::atomic::{fence, AtomicU32, AtomicU64};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 const SLOTS: u64 = 2;
 
@@ -223,7 +223,6 @@ fn abort_wakes_a_blocked_consumer() {
         });
         assert_eq!(woke, u64::MAX);
         aborter.join().unwrap();
-        let _ = r.waiters.fetch_add(0, AcqRel);
     });
 }
 
@@ -252,11 +251,13 @@ fn ring_source_still_matches_the_model() {
     let orderings = |name: &str| -> Vec<String> {
         let start = src.find(name).unwrap_or_else(|| panic!("{name} not found in ring.rs"));
         let body = &src[start..];
-        let close = if name.starts_with("pub fn push") || name.starts_with("pub fn has_next") || name.starts_with("pub fn pop") {
-            "\n    }\n"
-        } else {
-            "\n}\n"
-        };
+        let close =
+            if name.starts_with("pub fn push") || name.starts_with("pub fn has_next") || name.starts_with("pub fn pop")
+            {
+                "\n    }\n"
+            } else {
+                "\n}\n"
+            };
         let end = body.find(close).unwrap_or(body.len());
         body[..end]
             .split("Ordering::")
@@ -265,7 +266,11 @@ fn ring_source_still_matches_the_model() {
             .collect()
     };
     let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-    assert_eq!(orderings("pub fn push<S>("), v(&["Acquire", "Release"]), "Producer::push");
+    assert_eq!(
+        orderings("pub fn push<S>("),
+        v(&["Acquire", "Release"]),
+        "Producer::push"
+    );
     assert_eq!(orderings("pub fn has_next<S>("), v(&["Acquire"]), "Consumer::has_next");
     assert_eq!(orderings("pub fn pop<S, R>("), v(&["Release"]), "Consumer::pop");
     assert_eq!(orderings("pub fn notify(wake"), v(&["SeqCst", "SeqCst"]), "notify");

@@ -14,16 +14,29 @@ fn hunt(mutant: Mutant) {
         save_dir: Some(dir.clone()),
         seed_file: None,
     };
-    let found = match check(&campaign, Box::new(move || Box::new(MutantDriver::new(mutant)) as Box<dyn Driver>)) {
+    let found = match check(
+        &campaign,
+        Box::new(move || Box::new(MutantDriver::new(mutant)) as Box<dyn Driver>),
+    ) {
         Ok(stats) => panic!("{}: not found in {} cases", mutant.id(), stats.cases),
         Err(found) => found,
     };
     let t = &found.transcript;
     eprintln!("{}: {} -> {} steps", mutant.id(), found.message, t.steps.len());
-    assert!(t.steps.len() <= 12, "{}: shrunk only to {} steps:\n{}", mutant.id(), t.steps.len(), t.to_json());
+    assert!(
+        t.steps.len() <= 12,
+        "{}: shrunk only to {} steps:\n{}",
+        mutant.id(),
+        t.steps.len(),
+        t.to_json()
+    );
     let saved = found.saved.as_ref().expect("transcript saved");
     let loaded = vdi_conformance::props::transcript::Transcript::load(saved).expect("saved transcript loads");
-    assert!(loaded.replay(&mut MutantDriver::new(mutant)).is_err(), "{}: replay passes against the defect", mutant.id());
+    assert!(
+        loaded.replay(&mut MutantDriver::new(mutant)).is_err(),
+        "{}: replay passes against the defect",
+        mutant.id()
+    );
     if let Err(m) = loaded.replay(&mut Pair::in_process()) {
         panic!("{}: replay fails against the built-in: {m}", mutant.id());
     }

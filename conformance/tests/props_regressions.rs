@@ -25,7 +25,13 @@ fn every_regression_transcript_replays_against_the_builtin_pair() {
             failures.push(format!("{}: {m}", path.display()));
         }
     }
-    assert!(failures.is_empty(), "{} of {} transcripts fail:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} transcripts fail:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -210,8 +210,7 @@ fn receive_device(
     let mut received = 0u64;
     let mut eof = false;
     loop {
-        while !eof {
-            let Some(buf) = free.pop() else { break };
+        while let Some(buf) = if eof { None } else { free.pop() } {
             let id = dev
                 .send_command(ServerCommand {
                     code: CommandCode::Read.code(),

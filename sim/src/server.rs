@@ -116,6 +116,17 @@ impl ServerVirtualDeviceSet {
         shm::validate_name(name)?;
         let header = shm::open_header(&instance, name, Duration::from_millis(500))?;
         let h = header.header();
+        // A set whose creator died is the remains of an earlier run, which the next CreateEx of
+        // the name reclaims: it is not there to be served. Latching onto it made a server that
+        // raced that CreateEx fail with VD_E_BUSY or VD_E_ABORT (reliability fix F9, found by
+        // the kill campaign); VD_E_INVALID lets it retry until the new set appears.
+        let creator = LivenessToken {
+            pid: h.client.pid.load(Ordering::Acquire),
+            start: h.client.start.load(Ordering::Acquire),
+        };
+        if creator.state() == PeerState::Dead {
+            return Err(VdError::Invalid);
+        }
         let me = LivenessToken::current();
         let previous = h.server.pid.load(Ordering::Acquire);
         if previous != 0 {

@@ -455,8 +455,9 @@ fn judge_survivor(c: &Cycle, srv: &Peer, cli: &Peer, sum: &mut Summary) {
     } else {
         match code.as_str() {
             "NOERROR" | "VD_E_ABORT" | "VD_E_TIMEOUT" => true,
-            // The client died before its CreateEx published the set: nothing to open.
-            "VD_E_INVALID" => role == "server" && !cli.saw("created"),
+            // The client died before the server's Open: no set to serve (a dead creator's set
+            // is not served, fix F9).
+            "VD_E_INVALID" => role == "server" && !srv.saw("opened"),
             _ => false,
         }
     };
@@ -876,4 +877,23 @@ fn cleanup_command_lists_and_removes() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&dead), "the table names the removed segment:\n{text}");
     assert_eq!(segments_of(&dead), Vec::<String>::new());
+}
+
+/// A server looking for a set while the remains of a dead creator still hold the name is told
+/// the set is not there (retryable), not VD_E_BUSY or VD_E_ABORT; once the next CreateEx
+/// reclaimed the name it opens the new set (fix F9, found by the kill campaign).
+#[test]
+fn a_server_does_not_serve_a_dead_creators_set() {
+    let set = unique("dead-creator");
+    crash_set(&set, true);
+    assert_eq!(
+        vdisim::ServerVirtualDeviceSet::open(None, &set).err(),
+        Some(VdError::Invalid)
+    );
+    let mut vds = create(&set).unwrap();
+    let server = vdisim::ServerVirtualDeviceSet::open(None, &set).expect("the new set opens");
+    let _ = server.signal_abort();
+    let _ = server.close();
+    let _ = vds.close();
+    assert_eq!(segments_of(&set), Vec::<String>::new());
 }

@@ -121,7 +121,10 @@ pub fn transitions(m: &Model) -> BoxedStrategy<Step> {
     if m.client_alive {
         let configured = matches!(m.server, ServerPhase::Initializing | ServerPhase::Active);
         just(
-            pick(live && m.client == ClientPhase::Configurable, if configured { 20 } else { 3 }),
+            pick(
+                live && m.client == ClientPhase::Configurable,
+                if configured { 20 } else { 3 },
+            ),
             Step::CGetConfiguration,
         );
         for (i, d) in m.devices.iter().enumerate() {
@@ -145,13 +148,27 @@ pub fn transitions(m: &Model) -> BoxedStrategy<Step> {
         just(1, Step::CDies);
     }
     if m.server_alive {
-        just(pick(live && m.server == ServerPhase::None && m.client_has_set(), 30), Step::SOpen);
+        just(
+            pick(live && m.server == ServerPhase::None && m.client_has_set(), 30),
+            Step::SOpen,
+        );
         just(1, Step::SGetConfiguration);
-        just(pick(live && m.server == ServerPhase::Configurable, 15), Step::SEndConfiguration);
+        just(
+            pick(live && m.server == ServerPhase::Configurable, 15),
+            Step::SEndConfiguration,
+        );
         let more_devices = m.devices.len() < m.devices_requested as usize;
         let opening = matches!(m.server, ServerPhase::Initializing | ServerPhase::Active);
-        just(pick(more_devices && opening && live, 20), Step::SOpenDevice { name: DeviceName::Next });
-        just(1, Step::SOpenDevice { name: DeviceName::Duplicate });
+        just(
+            pick(more_devices && opening && live, 20),
+            Step::SOpenDevice { name: DeviceName::Next },
+        );
+        just(
+            1,
+            Step::SOpenDevice {
+                name: DeviceName::Duplicate,
+            },
+        );
         just(1, Step::SOpenDevice { name: DeviceName::Bad });
         for i in 0..m.devices.len() {
             just(pick(live, 25), Step::SGetCompletion { dev: i });
@@ -173,7 +190,10 @@ pub fn transitions(m: &Model) -> BoxedStrategy<Step> {
     }
     if m.server_has_set() {
         arms.push((pick(live && m.server == ServerPhase::Connected, 20), begin()));
-        arms.push((pick(live && m.server == ServerPhase::Configurable, 6), request_buffers()));
+        arms.push((
+            pick(live && m.server == ServerPhase::Configurable, 6),
+            request_buffers(),
+        ));
         for i in 0..m.devices.len() {
             arms.push((pick(live, 30), send(i, m.block_size)));
         }

@@ -15,9 +15,9 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestError, TestRunne
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The reference state machine: the model and what to try next.
@@ -89,7 +89,13 @@ impl StateMachineTest for VdiTest {
                 .ok()
                 .and_then(|v| v.get("call").and_then(|c| c.as_str()).map(str::to_string))
                 .unwrap_or_default();
-            *c.entry(format!("{call} -> {}", expected.result)).or_default() += 1;
+            let detail = match (expected.command, expected.completion) {
+                (Some(cmd), Some(code)) if expected.result == "NOERROR" => {
+                    format!(" {} {}", super::step::command_name(cmd), super::step::completion_name(code))
+                }
+                _ => String::new(),
+            };
+            *c.entry(format!("{call} -> {}{detail}", expected.result)).or_default() += 1;
         }
         assert!(
             actual == expected,
@@ -161,12 +167,10 @@ pub fn check(campaign: &Campaign, factory: Factory) -> Result<Stats, Box<Found>>
     };
     let mut runner = TestRunner::new(config.clone());
     let strategy = VdiReference::sequential_strategy(1..=campaign.max_steps);
-    let quiet = QuietPanics::install();
     let result = runner.run(&strategy, |(initial, steps, seen)| {
         VdiTest::test_sequential(config.clone(), initial, steps, seen);
         Ok(())
     });
-    drop(quiet);
     FACTORY.with(|f| *f.borrow_mut() = None);
     let stats = Stats {
         cases: CASES.load(Ordering::Relaxed),
@@ -220,28 +224,4 @@ pub fn fingerprint(steps: &[Step]) -> u32 {
     // FNV-1a, 32 bits: stable across runs and platforms, unlike std's hasher.
     text.bytes()
         .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
-}
-
-/// Silences the panic hook while proptest explores (each failing case would print a panic
-/// message, hundreds while shrinking); restores it on drop.
-struct QuietPanics {
-    previous: Option<Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>>,
-}
-
-impl QuietPanics {
-    fn install() -> QuietPanics {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        QuietPanics {
-            previous: Some(previous),
-        }
-    }
-}
-
-impl Drop for QuietPanics {
-    fn drop(&mut self) {
-        if let Some(p) = self.previous.take() {
-            std::panic::set_hook(p);
-        }
-    }
 }

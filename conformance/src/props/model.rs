@@ -587,7 +587,8 @@ impl Model {
     /// Open (§1.4): VD_E_INVALID for an unknown set; VD_E_ABORT if the client already
     /// aborted; VD_E_BUSY if a live server (here: ourselves, after a failed Open) has it.
     fn s_open(&mut self) -> Outcome {
-        if !self.client_has_set() {
+        // A set whose creator is gone is stale: as if it did not exist.
+        if !self.client_has_set() || !self.client_alive {
             return Outcome::err(VdError::Invalid);
         }
         if self.server_registered {

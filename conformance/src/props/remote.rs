@@ -120,9 +120,11 @@ impl Drop for RemoteServer {
     }
 }
 
-/// The `vdisim-peer` binary next to the running test or tool (target/<profile>/), built with
-/// cargo if it is not there yet.
+/// The `vdisim-peer` binary next to the running test or tool (target/<profile>/). Under
+/// cargo (the `CARGO` variable is set) it is built or brought up to date first, once per
+/// process, so a test never talks to a stale peer.
 pub fn peer_binary() -> Result<PathBuf, String> {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut candidates = Vec::new();
     if let Some(dir) = exe.parent() {
@@ -131,20 +133,24 @@ pub fn peer_binary() -> Result<PathBuf, String> {
             candidates.push(up.join("vdisim-peer"));
         }
     }
-    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
-        return Ok(found.clone());
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "vdisim", "--bin", "vdisim-peer"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !status.success() {
-        return Err("cargo build of vdisim-peer failed".into());
+    if let Ok(cargo) = std::env::var("CARGO") {
+        BUILT
+            .get_or_init(|| {
+                let status = Command::new(cargo)
+                    .args(["build", "--quiet", "-p", "vdisim", "--bin", "vdisim-peer"])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .status()
+                    .map_err(|e| e.to_string())?;
+                if status.success() {
+                    Ok(())
+                } else {
+                    Err("cargo build of vdisim-peer failed".into())
+                }
+            })
+            .clone()?;
     }
     candidates
         .into_iter()
         .find(|p| p.is_file())
-        .ok_or_else(|| "vdisim-peer not found after building it".into())
+        .ok_or_else(|| "vdisim-peer not found next to this executable (build it: cargo build -p vdisim)".into())
 }

@@ -116,7 +116,7 @@ impl Transcript {
 
     /// Whether the current model still predicts the recorded outcomes (a model change that
     /// alters an old transcript shows up here, not as a mysterious replay failure).
-    pub fn check_model(&self) -> Result<(), Mismatch> {
+    pub fn check_model(&self) -> Result<(), Box<Mismatch>> {
         let mut model = Model::new();
         for (index, e) in self.steps.iter().enumerate() {
             let predicted = if model.allows(&e.step) {
@@ -125,12 +125,12 @@ impl Transcript {
                 Outcome::code("NOT-ALLOWED")
             };
             if predicted != e.expect {
-                return Err(Mismatch {
+                return Err(Box::new(Mismatch {
                     index,
                     call: e.call.clone(),
                     expected: e.expect.clone(),
                     actual: predicted,
-                });
+                }));
             }
         }
         Ok(())
@@ -138,27 +138,27 @@ impl Transcript {
 
     /// Replays the steps against `driver`, stopping at the first difference. Leaked
     /// shared-memory segments count as a difference after the last step.
-    pub fn replay(&self, driver: &mut dyn Driver) -> Result<(), Mismatch> {
+    pub fn replay(&self, driver: &mut dyn Driver) -> Result<(), Box<Mismatch>> {
         for (index, e) in self.steps.iter().enumerate() {
             let actual = driver.exec(&e.step);
             if actual != e.expect {
                 driver.finish();
-                return Err(Mismatch {
+                return Err(Box::new(Mismatch {
                     index,
                     call: e.call.clone(),
                     expected: e.expect.clone(),
                     actual,
-                });
+                }));
             }
         }
         let leaked = driver.finish();
         if !leaked.is_empty() {
-            return Err(Mismatch {
+            return Err(Box::new(Mismatch {
                 index: self.steps.len(),
                 call: "<after the last step: every handle released>".into(),
                 expected: Outcome::code("no segment left in /dev/shm"),
                 actual: Outcome::code(&leaked.join(",")),
-            });
+            }));
         }
         Ok(())
     }

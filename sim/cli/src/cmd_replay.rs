@@ -88,7 +88,13 @@ pub fn run(args: Args) -> u8 {
     }
     if args.verbose {
         for (i, e) in transcript.steps.iter().enumerate() {
-            println!("  {:3} {:6} {} => {}", i + 1, format!("{:?}", e.actor).to_lowercase(), e.call, e.expect);
+            println!(
+                "  {:3} {:6} {} => {}",
+                i + 1,
+                format!("{:?}", e.actor).to_lowercase(),
+                e.call,
+                e.expect
+            );
         }
     }
     match transcript.replay(driver.as_mut()) {
