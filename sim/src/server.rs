@@ -114,19 +114,8 @@ impl ServerVirtualDeviceSet {
     pub fn open(instance: Option<&str>, name: &str) -> VdResult<ServerVirtualDeviceSet> {
         let instance = shm::normalize_instance(instance)?;
         shm::validate_name(name)?;
-        let header = shm::open_header(&instance, name, Duration::from_millis(500))?;
+        let header = open_live_header(&instance, name)?;
         let h = header.header();
-        // A set whose creator died is the remains of an earlier run, which the next CreateEx of
-        // the name reclaims: it is not there to be served. Latching onto it made a server that
-        // raced that CreateEx fail with VD_E_BUSY or VD_E_ABORT (reliability fix F9, found by
-        // the kill campaign); VD_E_INVALID lets it retry until the new set appears.
-        let creator = LivenessToken {
-            pid: h.client.pid.load(Ordering::Acquire),
-            start: h.client.start.load(Ordering::Acquire),
-        };
-        if creator.state() == PeerState::Dead {
-            return Err(VdError::Invalid);
-        }
         let me = LivenessToken::current();
         let previous = h.server.pid.load(Ordering::Acquire);
         if previous != 0 {
@@ -348,6 +337,39 @@ impl ServerVirtualDeviceSet {
             shm::unlink(set.header.segment().name());
         }
         CloseOutcome { result, aborted }
+    }
+}
+
+/// How long Open gives the next CreateEx of a name to replace the set of a dead creator.
+const DEAD_CREATOR_GRACE: Duration = Duration::from_secs(1);
+
+/// Opens a set's header for Open. A set whose creator died is the remains of an earlier run,
+/// which the next CreateEx of the name reclaims and replaces: a server that latched onto it
+/// while racing that CreateEx failed with VD_E_BUSY or VD_E_ABORT and the new run timed out
+/// (reliability fix F9, found by the kill campaign). So Open gives such a set a moment to be
+/// replaced; if nothing replaces it, it is opened as before and the first liveness check
+/// aborts it.
+fn open_live_header(instance: &str, name: &str) -> VdResult<HeaderMapping> {
+    let deadline = Instant::now() + DEAD_CREATOR_GRACE;
+    let mut saw_dead = false;
+    loop {
+        match shm::open_header(instance, name, Duration::from_millis(500)) {
+            Ok(header) => {
+                let h = header.header();
+                let creator = LivenessToken {
+                    pid: h.client.pid.load(Ordering::Acquire),
+                    start: h.client.start.load(Ordering::Acquire),
+                };
+                if creator.state() != PeerState::Dead || Instant::now() >= deadline {
+                    return Ok(header);
+                }
+                saw_dead = true;
+            }
+            // Being reclaimed, or not re-created yet.
+            Err(VdError::Invalid) if saw_dead && Instant::now() < deadline => {}
+            Err(e) => return Err(e),
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -879,21 +879,34 @@ fn cleanup_command_lists_and_removes() {
     assert_eq!(segments_of(&dead), Vec::<String>::new());
 }
 
-/// A server looking for a set while the remains of a dead creator still hold the name is told
-/// the set is not there (retryable), not VD_E_BUSY or VD_E_ABORT; once the next CreateEx
-/// reclaimed the name it opens the new set (fix F9, found by the kill campaign).
+/// A server that opens a name while the remains of a dead creator still hold it waits for the
+/// next CreateEx to replace them and serves the new set (fix F9, found by the kill campaign:
+/// it used to latch onto the dead set and fail with VD_E_BUSY); with no new CreateEx it still
+/// opens the dead set, and its first liveness check aborts it.
 #[test]
-fn a_server_does_not_serve_a_dead_creators_set() {
+fn a_server_racing_the_next_create_serves_the_new_set() {
     let set = unique("dead-creator");
     crash_set(&set, true);
-    assert_eq!(
-        vdisim::ServerVirtualDeviceSet::open(None, &set).err(),
-        Some(VdError::Invalid)
-    );
-    let mut vds = create(&set).unwrap();
-    let server = vdisim::ServerVirtualDeviceSet::open(None, &set).expect("the new set opens");
+    let name = set.clone();
+    let opener = std::thread::spawn(move || vdisim::ServerVirtualDeviceSet::open(None, &name));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut vds = create(&set).expect("the next CreateEx reclaims the dead set");
+    let server = opener.join().unwrap().expect("Open serves the new set");
+    assert!(server.get_configuration().is_ok());
     let _ = server.signal_abort();
     let _ = server.close();
     let _ = vds.close();
+    assert_eq!(segments_of(&set), Vec::<String>::new());
+
+    let set = unique("dead-creator-alone");
+    crash_set(&set, false);
+    let server = vdisim::ServerVirtualDeviceSet::open(None, &set).expect("opened after the grace");
+    let devices = pump::configure(&server, &pump::StreamSpec::new(1, 0), true).unwrap();
+    let t = Instant::now();
+    assert_eq!(devices[0].get_completion(5_000).err(), Some(VdError::Abort));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let why = server.last_error().unwrap_or_default();
+    assert!(why.contains("died"), "{why}");
+    let _ = server.close();
     assert_eq!(segments_of(&set), Vec::<String>::new());
 }

@@ -179,5 +179,20 @@ pub(crate) fn cases() -> Vec<Case> {
                 server_job(cx, p)
             },
         },
+        Case {
+            id: "config.server.alignment-64k",
+            title: "Data buffers start on the largest alignment a client may ask for (64 KiB)",
+            spec_ref: "§1.4, §2.4",
+            requirement: "alignment (client input) is the minimum start alignment of the data zone, up to 64 KB.",
+            level: Level::Must,
+            role: Role::Server,
+            chapter: "config",
+            expectation: Expectation::BuffersAligned(65536),
+            run: |cx| {
+                let mut p = Plan::new(Mode::Backup, 2);
+                p.alignment = 65536;
+                server_job(cx, p)
+            },
+        },
     ]
 }

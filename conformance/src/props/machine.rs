@@ -50,6 +50,8 @@ pub type Factory = Box<dyn Fn() -> Box<dyn Driver>>;
 
 thread_local! {
     static FACTORY: RefCell<Option<Factory>> = const { RefCell::new(None) };
+    /// The name of the last driver the factory made (recorded in saved transcripts).
+    static DRIVER_NAME: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 static CASES: AtomicUsize = AtomicUsize::new(0);
@@ -73,10 +75,9 @@ impl StateMachineTest for VdiTest {
     fn init_test(_ref_state: &Model) -> Sut {
         CASES.fetch_add(1, Ordering::Relaxed);
         let driver = FACTORY.with(|f| f.borrow().as_ref().map(|make| make()));
-        Sut {
-            driver: driver.unwrap_or_else(|| Box::new(Pair::<LocalServer>::in_process())),
-            index: 0,
-        }
+        let driver = driver.unwrap_or_else(|| Box::new(Pair::<LocalServer>::in_process()));
+        DRIVER_NAME.with(|n| *n.borrow_mut() = driver.name());
+        Sut { driver, index: 0 }
     }
 
     fn apply(mut sut: Sut, ref_state: &Model, transition: Step) -> Sut {
@@ -91,7 +92,11 @@ impl StateMachineTest for VdiTest {
                 .unwrap_or_default();
             let detail = match (expected.command, expected.completion) {
                 (Some(cmd), Some(code)) if expected.result == "NOERROR" => {
-                    format!(" {} {}", super::step::command_name(cmd), super::step::completion_name(code))
+                    format!(
+                        " {} {}",
+                        super::step::command_name(cmd),
+                        super::step::completion_name(code)
+                    )
                 }
                 _ => String::new(),
             };
@@ -191,7 +196,7 @@ pub fn check(campaign: &Campaign, factory: Factory) -> Result<Stats, Box<Found>>
             let message = why.message().to_string();
             let name = format!("{}-{:08x}", campaign.name, fingerprint(&steps));
             let mut transcript = Transcript::from_steps(&name, &message, &steps).unwrap_or_else(|_| empty(&name));
-            transcript.found_against = describe_factory_driver();
+            transcript.found_against = DRIVER_NAME.with(|n| n.borrow().clone());
             let saved = campaign.save_dir.as_ref().and_then(|d| transcript.save(d).ok());
             Err(Box::new(Found {
                 message,
@@ -211,11 +216,6 @@ fn empty(name: &str) -> Transcript {
         found_against: String::new(),
         steps: Vec::new(),
     }
-}
-
-fn describe_factory_driver() -> String {
-    // The factory is gone by now; the transcript records the driver by replaying nothing.
-    String::new()
 }
 
 /// A stable short hash of a step sequence (names transcript files).

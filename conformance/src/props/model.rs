@@ -234,6 +234,9 @@ impl Model {
     /// waiting for a name the server has not published yet): such steps are never generated.
     pub fn would_block(&self, step: &Step) -> bool {
         match step {
+            // Open gives a set whose creator died a grace period to be replaced by a new
+            // CreateEx before opening it (vdisim's reliability fix F9).
+            Step::SOpen => self.client_has_set() && !self.client_alive,
             Step::COpenDevice { dev } => {
                 let answering = self.client_has_set()
                     && !self.aborted
@@ -274,7 +277,7 @@ impl Model {
                     && !self.devices[*from].delivered.is_empty()
             }
             // A death is only interesting while the other side can still notice it.
-            CDies => self.client_alive && self.client_has_set() && self.server_alive,
+            CDies => self.client_alive && self.client_has_set() && self.server_has_set(),
             SOpen => self.server_alive && self.server == ServerPhase::None,
             SGetConfiguration
             | SBeginConfiguration { .. }
@@ -587,8 +590,7 @@ impl Model {
     /// Open (§1.4): VD_E_INVALID for an unknown set; VD_E_ABORT if the client already
     /// aborted; VD_E_BUSY if a live server (here: ourselves, after a failed Open) has it.
     fn s_open(&mut self) -> Outcome {
-        // A set whose creator is gone is stale: as if it did not exist.
-        if !self.client_has_set() || !self.client_alive {
+        if !self.client_has_set() {
             return Outcome::err(VdError::Invalid);
         }
         if self.server_registered {

@@ -74,6 +74,110 @@ pub struct Segment {
     #[cfg(windows)]
     shmem: platform::Mapping,
     name: String,
+    /// Unix: a second view of the segment placed so that the buffer area starts on a
+    /// [`MAX_ALIGNMENT`] boundary (see [`Segment::align_area`]); `as_ptr` then returns it.
+    #[cfg(unix)]
+    aligned: Option<AlignedView>,
+}
+
+/// The largest data-zone alignment a client may ask for (SPEC §1.4: "a power of 2 in
+/// [blockSize, 64 KB]"). mmap only promises page alignment, so buffer areas are placed on
+/// such a boundary explicitly, or a 64 KiB-aligned request would hold in no process.
+pub const MAX_ALIGNMENT: usize = 65536;
+
+/// A shared view of a named segment at a chosen alignment (unix).
+#[cfg(unix)]
+struct AlignedView {
+    ptr: *mut u8,
+    len: usize,
+}
+
+#[cfg(unix)]
+impl AlignedView {
+    /// Maps all `len` bytes of segment `name` so that `ptr + skew` is a multiple of
+    /// [`MAX_ALIGNMENT`]: reserve `len + MAX_ALIGNMENT` bytes of address space, map the segment
+    /// over the right part of the reservation, release the rest.
+    fn map(name: &str, len: usize, skew: usize) -> Result<AlignedView, SegmentError> {
+        let os = |what: &str| SegmentError::Os(format!("{what}: {}", std::io::Error::last_os_error()));
+        let c = std::ffi::CString::new(name).map_err(|_| SegmentError::Os("segment name".into()))?;
+        // SAFETY: `c` is a valid NUL-terminated string; shm_open has no other precondition.
+        let fd = unsafe { libc::shm_open(c.as_ptr(), libc::O_RDWR, 0) };
+        if fd < 0 {
+            return Err(os("shm_open"));
+        }
+        let span = len + MAX_ALIGNMENT;
+        // SAFETY: an anonymous PROT_NONE reservation at an address of the kernel's choosing;
+        // nothing is read or written through it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                span,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            // SAFETY: `fd` is the descriptor opened above, closed once.
+            unsafe { libc::close(fd) };
+            return Err(os("mmap reserve"));
+        }
+        let start = base as usize;
+        // The lowest address >= start whose `skew` bytes further is aligned; it is page
+        // aligned because `skew` is, and `at - start < MAX_ALIGNMENT` keeps the view inside
+        // the reservation.
+        let at = (start + skew).next_multiple_of(MAX_ALIGNMENT) - skew;
+        // SAFETY: `[at, at + len)` lies inside the reservation this function owns, so
+        // MAP_FIXED replaces only our own PROT_NONE pages; `fd` is a valid descriptor of a
+        // segment at least `len` bytes long (the caller's mapping of it has that length).
+        let p = unsafe {
+            libc::mmap(
+                at as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                fd,
+                0,
+            )
+        };
+        // SAFETY: `fd` is the descriptor opened above, closed once; the mapping keeps its own
+        // reference to the segment.
+        unsafe { libc::close(fd) };
+        if p == libc::MAP_FAILED {
+            // SAFETY: the whole reservation is ours and nothing else was mapped into it.
+            unsafe { libc::munmap(base, span) };
+            return Err(os("mmap segment"));
+        }
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .unwrap_or(4096)
+            .max(1);
+        let tail = (at + len).next_multiple_of(page);
+        // SAFETY: `[start, at)` and `[tail, start + span)` are parts of our reservation that
+        // the segment view does not cover; both start on page boundaries.
+        unsafe {
+            if at > start {
+                libc::munmap(base, at - start);
+            }
+            if tail < start + span {
+                libc::munmap(tail as *mut libc::c_void, start + span - tail);
+            }
+        }
+        Ok(AlignedView {
+            ptr: at as *mut u8,
+            len,
+        })
+    }
+}
+
+#[cfg(unix)]
+impl Drop for AlignedView {
+    fn drop(&mut self) {
+        // SAFETY: `ptr..ptr + len` is the view mapped in `map`, unmapped exactly once here;
+        // its Segment (the only owner) is being dropped, so no slice into it outlives this.
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
 }
 
 // SAFETY: a Segment is a mapping of plain memory plus its name. Shmem is !Send only because
@@ -141,6 +245,8 @@ impl Segment {
         let seg = Segment {
             shmem,
             name: name.to_string(),
+            #[cfg(unix)]
+            aligned: None,
         };
         if group_access {
             seg.allow_group()?;
@@ -162,7 +268,24 @@ impl Segment {
         Ok(Segment {
             shmem,
             name: name.to_string(),
+            #[cfg(unix)]
+            aligned: None,
         })
+    }
+
+    /// Re-maps the segment so that the byte `skew` bytes in starts on a [`MAX_ALIGNMENT`]
+    /// boundary (buffer areas, SPEC §2.4 alignment). Unix only: a Windows view starts on a
+    /// 64 KiB boundary, so an area `skew` = 4 KiB into it is page aligned only (a known gap).
+    pub fn align_area(&mut self, skew: usize) -> Result<(), SegmentError> {
+        #[cfg(unix)]
+        {
+            if (self.shmem.as_ptr() as usize + skew) % MAX_ALIGNMENT != 0 {
+                self.aligned = Some(AlignedView::map(&self.name, self.shmem.len(), skew)?);
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = skew;
+        Ok(())
     }
 
     #[cfg(target_os = "linux")]
@@ -191,6 +314,10 @@ impl Segment {
     }
 
     pub fn as_ptr(&self) -> *mut u8 {
+        #[cfg(unix)]
+        if let Some(v) = &self.aligned {
+            return v.ptr;
+        }
         self.shmem.as_ptr()
     }
 }
@@ -301,7 +428,8 @@ impl BufferMapping {
             .ok()
             .and_then(|a| a.checked_add(BUFFER_AREA_OFFSET))
             .ok_or(SegmentError::TooSmall)?;
-        let seg = Segment::create(name, total, group)?;
+        let mut seg = Segment::create(name, total, group)?;
+        seg.align_area(BUFFER_AREA_OFFSET)?;
         let m = BufferMapping { seg, area_size };
         let h = m.header();
         h.magic.store(layout::BUFFER_MAGIC, Ordering::Relaxed);
@@ -314,7 +442,8 @@ impl BufferMapping {
 
     /// Opens the area (client, GetConfiguration) and checks it against the header's claims.
     pub fn open(name: &str, expected_size: u64, generation: u64) -> VdResult<BufferMapping> {
-        let seg = Segment::open(name, BUFFER_AREA_OFFSET).map_err(VdError::from)?;
+        let mut seg = Segment::open(name, BUFFER_AREA_OFFSET).map_err(VdError::from)?;
+        seg.align_area(BUFFER_AREA_OFFSET).map_err(VdError::from)?;
         let mut m = BufferMapping { seg, area_size: 0 };
         let h = m.header();
         let ok = h.version.load(Ordering::Acquire) == LAYOUT_VERSION
