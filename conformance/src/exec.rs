@@ -21,7 +21,7 @@
 //! - `--timeout-ms T`: how long the client may wait for the server to configure the set
 //!   (GetConfiguration returns VD_E_TIMEOUT while the statement has not started; the client
 //!   asks again until T has passed). GetCommand timeouts are the client's own choice: on
-//!   VD_E_TIMEOUT it asks again (the timeout cases pause the stream for 2 s).
+//!   VD_E_TIMEOUT it asks again (the timeout cases pause the stream for 2.5 s).
 //! - `--request-complete`: request VDF_RequestComplete and answer VDC_Complete (SPEC §3.4).
 //!
 //! Exit status: **0** the job succeeded; **89** the client does not support what was asked

@@ -35,6 +35,7 @@ fn model_matches_the_builtin_pair_across_processes() {
             env!("CARGO_MANIFEST_DIR"),
             "/proptest-regressions/props_cross_process.txt"
         )),
+        rng_seed: None,
     };
     let p = peer.clone();
     match check(&campaign, Box::new(move || remote_pair(&p))) {

@@ -26,6 +26,7 @@ fn model_matches_the_builtin_pair_in_process() {
             env!("CARGO_MANIFEST_DIR"),
             "/proptest-regressions/props_model.txt"
         )),
+        rng_seed: None,
     };
     let factory = Box::new(|| Box::new(Pair::<LocalServer>::in_process()) as Box<dyn Driver>);
     match check(&campaign, factory) {

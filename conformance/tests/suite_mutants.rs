@@ -9,9 +9,27 @@ use vdi_conformance::model::Verdict;
 use vdi_conformance::mutants::{find, mutants};
 use vdi_conformance::{certify, Options};
 
-/// Mutant name -> (case ids that failed or hung, a description of each for messages).
-fn caught() -> &'static BTreeMap<String, Vec<(String, String)>> {
-    static CAUGHT: OnceLock<BTreeMap<String, Vec<(String, String)>>> = OnceLock::new();
+type Caught = Vec<(String, String)>;
+
+/// The cases that failed or hung, each with why.
+fn failing(run: &vdi_conformance::model::ImplementationRun) -> Caught {
+    run.results
+        .iter()
+        .filter(|r| r.verdict.is_failure())
+        .map(|r| {
+            let why = match &r.verdict {
+                Verdict::Fail { actual, .. } => actual.clone(),
+                Verdict::Hang { step } => format!("hang: {step}"),
+                _ => String::new(),
+            };
+            (r.case_id.clone(), why)
+        })
+        .collect()
+}
+
+/// Mutant name -> the cases that caught it, all mutants in one parallel pool.
+fn caught() -> &'static BTreeMap<String, Caught> {
+    static CAUGHT: OnceLock<BTreeMap<String, Caught>> = OnceLock::new();
     CAUGHT.get_or_init(|| {
         let all = mutants();
         let impls: Vec<_> = all.iter().map(|m| m.implementation()).collect();
@@ -21,26 +39,21 @@ fn caught() -> &'static BTreeMap<String, Vec<(String, String)>> {
             ..Options::default()
         };
         let runs = certify(&targets, &opts);
-        all.iter()
-            .zip(runs)
-            .map(|(m, run)| {
-                let failing = run
-                    .results
-                    .iter()
-                    .filter(|r| r.verdict.is_failure())
-                    .map(|r| {
-                        let why = match &r.verdict {
-                            Verdict::Fail { actual, .. } => actual.clone(),
-                            Verdict::Hang { step } => format!("hang: {step}"),
-                            _ => String::new(),
-                        };
-                        (r.case_id.clone(), why)
-                    })
-                    .collect();
-                (m.name.to_string(), failing)
-            })
-            .collect()
+        all.iter().zip(runs).map(|(m, run)| (m.name.to_string(), failing(&run))).collect()
     })
+}
+
+/// The same mutant again, alone: the machine this runs on is shared and noisy, and a
+/// timing-based verdict can flip when the whole process is starved for seconds. A real
+/// difference repeats; a starved run does not.
+fn rerun(name: &str) -> Caught {
+    let m = find(name).unwrap_or_else(|| panic!("{name} is not in the mutant list"));
+    let imp = m.implementation();
+    let opts = Options {
+        jobs: 4,
+        ..Options::default()
+    };
+    failing(&certify(&[imp.target()], &opts)[0])
 }
 
 #[rstest]
@@ -412,15 +425,20 @@ fn caught() -> &'static BTreeMap<String, Vec<(String, String)>> {
     ]
 )]
 fn mutant_is_caught_by(#[case] name: &str, #[case] expected: &[&str]) {
-    let got = caught().get(name).unwrap_or_else(|| panic!("no run for {name}"));
+    let mut got = caught().get(name).unwrap_or_else(|| panic!("no run for {name}")).clone();
+    for attempt in 1..=2 {
+        let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+        if ids == expected {
+            break;
+        }
+        eprintln!("{name}: attempt {attempt} differed from the table, running it again alone: {got:#?}");
+        got = rerun(name);
+    }
     let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
     assert!(!ids.is_empty(), "{name} was not caught by any case");
     assert_eq!(ids, expected, "{name}: caught by {got:#?}");
     let listed = find(name).unwrap_or_else(|| panic!("{name} is not in the mutant list"));
-    assert_eq!(
-        listed.caught_by, expected,
-        "{name}: `vdisim mutants` shows another list"
-    );
+    assert_eq!(listed.caught_by, expected, "{name}: `vdisim mutants` shows another list");
 }
 
 #[test]

@@ -276,7 +276,7 @@ pub(crate) fn cases() -> Vec<Case> {
             chapter: "commands",
             expectation: Expectation::Informational,
             run: |cx| {
-                let mut p = Plan::new(Mode::Backup, 2);
+                let mut p = Plan::new(Mode::Backup, 1);
                 p.fail = Some((CommandCode::Write.code(), 1, completion::ERROR_DISK_FULL));
                 server_job(cx, p)
             },

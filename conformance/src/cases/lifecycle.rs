@@ -56,7 +56,7 @@ pub(crate) fn cases() -> Vec<Case> {
         // §1.2 OpenDevice: "VD_E_OPEN (all devices open; benign, clients may loop until it appears)".
         Case {
             id: "lifecycle.client.open-device-retry",
-            title: "Devices published 2.5 s after the configuration: the client retries OpenDevice",
+            title: "Devices published 3.5 s after the configuration: the client retries OpenDevice",
             spec_ref: "§1.2",
             requirement: "VD_E_OPEN from OpenDevice is benign: the client loops until the device appears.",
             level: Level::Must,
@@ -65,7 +65,7 @@ pub(crate) fn cases() -> Vec<Case> {
             expectation: Expectation::CleanRun,
             run: |cx| {
                 let mut s = ClientScenario::new(1);
-                s.pre_open_pause_ms = 2500;
+                s.pre_open_pause_ms = 3500;
                 s.run(cx)
             },
         },

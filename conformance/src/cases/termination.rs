@@ -14,7 +14,7 @@ pub(crate) fn cases() -> Vec<Case> {
         // §1.2 Close: "Wait for VD_E_CLOSE on every device first".
         Case {
             id: "close.client.waits-for-vd-e-close",
-            title: "The server closes the device four GetCommand timeouts after the final Flush",
+            title: "The server closes the device 2.5 s after the final Flush",
             spec_ref: "§1.2, §3.6",
             requirement: "Wait for VD_E_CLOSE on every device before Close; the Flush is not the end of the stream.",
             level: Level::Must,
@@ -23,7 +23,7 @@ pub(crate) fn cases() -> Vec<Case> {
             expectation: Expectation::CleanRun,
             run: |cx| {
                 let mut s = ClientScenario::new(1);
-                s.close_delay_ms = 4 * u64::from(cx.timing.client_timeout_ms);
+                s.close_delay_ms = cx.timing.pause_ms();
                 s.run(cx)
             },
         },

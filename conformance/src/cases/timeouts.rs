@@ -18,7 +18,7 @@ pub(crate) fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "timeouts.client.get-command-retry",
-            title: "No command for four GetCommand timeouts after the devices open",
+            title: "No command for 2.5 s (2.5 GetCommand timeouts) after the devices open",
             spec_ref: "§1.3, §3.6",
             requirement: RETRY_REQ,
             level: Level::Must,
@@ -27,14 +27,14 @@ pub(crate) fn cases() -> Vec<Case> {
             expectation: Expectation::CleanRun,
             run: |cx| {
                 let mut s = ClientScenario::new(1);
-                let pause = 4 * u64::from(cx.timing.client_timeout_ms);
+                let pause = cx.timing.pause_ms();
                 s.ops[0] = s.ops[0].clone().paused(pause);
                 s.run(cx)
             },
         },
         Case {
             id: "timeouts.client.mid-stream-pause",
-            title: "The stream stalls twice for four GetCommand timeouts",
+            title: "The stream stalls twice for 2.5 s",
             spec_ref: "§1.3, §3.6",
             requirement: RETRY_REQ,
             level: Level::Must,
@@ -43,7 +43,7 @@ pub(crate) fn cases() -> Vec<Case> {
             expectation: Expectation::CleanRun,
             run: |cx| {
                 let mut s = ClientScenario::new(1);
-                let pause = 4 * u64::from(cx.timing.client_timeout_ms);
+                let pause = cx.timing.pause_ms();
                 s.ops[2] = s.ops[2].clone().paused(pause);
                 s.ops[4] = s.ops[4].clone().paused(pause);
                 s.run(cx)
@@ -53,7 +53,7 @@ pub(crate) fn cases() -> Vec<Case> {
         // poll in 1 s steps".
         Case {
             id: "timeouts.client.get-configuration-retry",
-            title: "The server configures 1.5 s after opening the set",
+            title: "The server configures 2.5 s after opening the set",
             spec_ref: "§1.2, §3.1",
             requirement: "GetConfiguration's VD_E_TIMEOUT changes nothing: the client polls again until the server configures.",
             level: Level::Must,
@@ -62,7 +62,7 @@ pub(crate) fn cases() -> Vec<Case> {
             expectation: Expectation::CleanRun,
             run: |cx| {
                 let mut s = ClientScenario::new(1);
-                s.pre_config_pause_ms = 1500;
+                s.pre_config_pause_ms = 2500;
                 s.run(cx)
             },
         },

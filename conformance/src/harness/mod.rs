@@ -27,8 +27,16 @@ pub struct Timing {
     /// For the implementation to end once its job is over (or aborted).
     pub exit_wait: Duration,
     /// The GetCommand timeout suggested to in-process clients; the timeout cases pause the
-    /// stream for four of these.
+    /// stream for two and a half of these (and at least 2.5 s, past the reference client's
+    /// own 1 s).
     pub client_timeout_ms: u32,
+}
+
+impl Timing {
+    /// How long the timeout cases pause: 2.5 client timeouts, and at least 2.5 s.
+    pub fn pause_ms(&self) -> u64 {
+        (u64::from(self.client_timeout_ms) * 5 / 2).max(2500)
+    }
 }
 
 impl Default for Timing {
@@ -37,7 +45,7 @@ impl Default for Timing {
             create_wait: Duration::from_secs(20),
             stall: Duration::from_secs(4),
             exit_wait: Duration::from_secs(6),
-            client_timeout_ms: 500,
+            client_timeout_ms: 1000,
         }
     }
 }

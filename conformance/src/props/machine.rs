@@ -11,7 +11,7 @@ use super::model::Model;
 use super::step::Step;
 use super::transcript::Transcript;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestError, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, RngSeed, TestError, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -128,6 +128,8 @@ pub struct Campaign {
     pub save_dir: Option<PathBuf>,
     /// proptest's own seed file (None: not kept).
     pub seed_file: Option<&'static str>,
+    /// A fixed RNG seed (reproducible campaigns, e.g. the mutant demonstrations); None: random.
+    pub rng_seed: Option<u64>,
 }
 
 /// What a passing campaign did.
@@ -168,6 +170,7 @@ pub fn check(campaign: &Campaign, factory: Factory) -> Result<Stats, Box<Found>>
             .map(|p| Box::new(FileFailurePersistence::Direct(p)) as Box<_>),
         source_file: None,
         max_local_rejects: 1 << 20,
+        rng_seed: campaign.rng_seed.map_or(RngSeed::Random, RngSeed::Fixed),
         ..Config::default()
     };
     let mut runner = TestRunner::new(config.clone());

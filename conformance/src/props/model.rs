@@ -25,7 +25,15 @@
 //!   with ERROR_OPERATION_ABORTED, per device in the order sent, then VD_E_ABORT. When the
 //!   abort came from the client's side (its SignalAbort or Close), completions it
 //!   published before are still delivered first with their own codes; after the server's own
-//!   abort they are ignored (§1.4 "client completions are ignored").
+//!   abort they are ignored (§1.4 "client completions are ignored"). A dead client noticed by
+//!   the server counts as the server's own abort: what it published on a device is delivered
+//!   while that device has any, the rest is ignored.
+//! - The server closing the set before configuring it ends the client's GetConfiguration with
+//!   VD_E_ABORT (and aborts the set).
+//!
+//! Steps that would block for a real time in the implementation are not generated: the
+//! client's OpenDevice of a name the server has not published (it waits up to 2 s for it) and
+//! the server's Open of a set whose creator died (it gives a new CreateEx 1 s to replace it).
 
 use super::step::{Bytes, Config, DeviceName, Outcome, Step};
 use std::collections::VecDeque;

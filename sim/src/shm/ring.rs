@@ -130,11 +130,11 @@ pub const SLICE: Duration = Duration::from_millis(50);
 /// round trip with a live peer never pays for one (issue 7: round trip <= 3x a bare spin).
 pub const MAX_SPIN: Duration = Duration::from_micros(20);
 /// Spin used while recent waits were long (a busy peer, more device threads than cores):
-/// spinning then only steals the CPU the peer needs, so block almost at once.
-pub const MIN_SPIN: Duration = Duration::from_micros(1);
+/// none, spinning then only steals the CPU the peer needs; block after one more poll.
+pub const MIN_SPIN: Duration = Duration::ZERO;
 /// While spinning is off, every PROBE_EVERY-th wait spins [`MAX_SPIN`] anyway, to notice
 /// that waits became short again.
-const PROBE_EVERY: u8 = 16;
+const PROBE_EVERY: u8 = 32;
 
 /// What a wait's `poll` closure is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,8 +213,9 @@ fn record_wait(word: usize, short: bool) {
 
 /// Waits until `poll` returns `Some`, an error, or `deadline` passes (`Ok(None)`).
 ///
-/// Spins first, for an adaptive time: up to [`MAX_SPIN`] while this thread's recent waits on
-/// `wake` ended that fast, else [`MIN_SPIN`] (with a full-length probe now and then). Then
+/// Spins first, for an adaptive time: up to [`MAX_SPIN`] (busy polls, then polls between
+/// yields) while at least half of this thread's recent waits on `wake` ended that fast, else
+/// [`MIN_SPIN`] (with a full-length probe every `PROBE_EVERY` waits). Then
 /// blocks on `wake` in slices of at most [`SLICE`]; a blocked waiter uses no CPU. `poll` gets
 /// [`Check::Full`] at most once per slice of waiting and when the deadline passes, else
 /// [`Check::Fast`]. `deadline = None` waits without end but still re-checks every slice.
@@ -235,29 +236,43 @@ pub fn wait_for<T, E>(
     let budget = spin_budget(word);
     let mut polls = 0u32;
     let mut started: Option<Instant> = None;
-    let start = loop {
-        std::hint::spin_loop();
-        match poll(Check::Fast) {
-            Ok(None) => {}
-            other => {
-                if let Ok(v) = &other {
-                    // Found while spinning: short by construction.
-                    record_wait(word, v.is_some());
+    let start = if budget.is_zero() {
+        Instant::now()
+    } else {
+        // Busy polls for the first quarter of the budget, then polls between yields: on an
+        // idle machine a yield returns at once, on a loaded one it lets a peer queued on this
+        // CPU run (a futex sleep would cost it a wake-up).
+        let mut yielding = false;
+        loop {
+            if yielding {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+            match poll(Check::Fast) {
+                Ok(None) => {}
+                other => {
+                    if let Ok(v) = &other {
+                        // Found while spinning: short by construction.
+                        record_wait(word, v.is_some());
+                    }
+                    return other;
                 }
-                return other;
             }
-        }
-        polls = polls.wrapping_add(1);
-        if polls % CLOCK_EVERY == 0 {
-            let now = Instant::now();
-            let start = *started.get_or_insert(now);
-            if deadline.is_some_and(|d| now >= d) {
-                let got = poll(Check::Full);
-                record_wait(word, false);
-                return got;
-            }
-            if now.duration_since(start) >= budget {
-                break start;
+            polls = polls.wrapping_add(1);
+            if yielding || polls % CLOCK_EVERY == 0 {
+                let now = Instant::now();
+                let start = *started.get_or_insert(now);
+                if deadline.is_some_and(|d| now >= d) {
+                    let got = poll(Check::Full);
+                    record_wait(word, false);
+                    return got;
+                }
+                let spun = now.duration_since(start);
+                if spun >= budget {
+                    break start;
+                }
+                yielding = spun >= budget / 4;
             }
         }
     };
