@@ -10,8 +10,9 @@
 //!   acknowledges with one byte; length 0 ends.
 //! - `vdi-client <set> <devices> <complete|copy> [idle-trials idle-ms]`: a VDI client (one
 //!   thread per device) that completes every Write at once (`complete`) or after copying its
-//!   data into a reused buffer (`copy`). With idle trials, device 0 first blocks in GetCommand
-//!   for idle-ms that many times, printing `IDLE <thread-cpu-ns> <wall-ns>` for each.
+//!   data into a reused buffer (`copy`, from a pool shared by the device threads). With idle
+//!   trials, device 0 first blocks in GetCommand for idle-ms that many times, printing
+//!   `IDLE <thread-cpu-ns> <wall-ns>` for each.
 
 // The socket modes are Unix only; what only they use is unused elsewhere.
 #![cfg_attr(not(unix), allow(unused_imports))]
@@ -21,6 +22,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use vdisim::reference_client::device_name;
 use vdisim::vdi::{completion, features, CommandCode, VDConfig, VdError, INFINITE};
@@ -159,6 +161,24 @@ fn unix_sink(path: &str) -> Result<(), String> {
     }
 }
 
+/// The reused buffers Writes are copied out to, most recently used first: as many as copies
+/// run at once (about one per core), so a sink is warm in cache whichever device thread
+/// copies next, however many devices there are.
+struct SinkPool(Mutex<Vec<Vec<u8>>>);
+
+impl SinkPool {
+    fn take(&self) -> Vec<u8> {
+        let popped = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        popped.unwrap_or_else(|| vec![0u8; CHUNK])
+    }
+
+    fn give(&self, sink: Vec<u8>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(sink);
+    }
+}
+
+static SINKS: SinkPool = SinkPool(Mutex::new(Vec::new()));
+
 fn vdi_client(set: &str, devices: u32, copy: bool, trials: u32, idle_ms: u32) -> Result<(), String> {
     let mut vds = ClientVirtualDeviceSet::new();
     vds.create_ex(None, set, &VDConfig::request(devices, features::VDF_LIKE_PIPE))
@@ -214,7 +234,6 @@ fn serve(dev: &ClientVirtualDevice, copy: bool, idle_trials: u32, idle_ms: u32) 
         }
         say(&format!("IDLE {} {}", cpu.as_nanos(), wall.as_nanos()));
     }
-    let mut sink = vec![0u8; if copy { CHUNK } else { 0 }];
     loop {
         let cmd = match dev.get_command(INFINITE) {
             Ok(c) => c,
@@ -224,10 +243,12 @@ fn serve(dev: &ClientVirtualDevice, copy: bool, idle_trials: u32, idle_ms: u32) 
         let code = match cmd.command() {
             Some(CommandCode::Write) => {
                 if copy {
+                    let mut sink = SINKS.take();
                     let data = cmd.buffer();
                     let n = data.len().min(sink.len());
                     sink[..n].copy_from_slice(&data[..n]);
                     std::hint::black_box(&mut sink);
+                    SINKS.give(sink);
                 }
                 completion::ERROR_SUCCESS
             }
