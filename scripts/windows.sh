@@ -143,6 +143,8 @@ fi
 # --- 3. Build -------------------------------------------------------------------------------
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$WINE"
 export VDISIM_TIME_SCALE="${VDISIM_TIME_SCALE:-4}"
+# insta finds the workspace with `cargo metadata`, which a Windows test program cannot run.
+export INSTA_WORKSPACE_ROOT="$root"
 declare -a names=() results=() details=()
 record() { names+=("$1"); results+=("$2"); details+=("$3"); }
 failed=0

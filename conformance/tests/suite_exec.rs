@@ -10,13 +10,26 @@ use vdi_conformance::exec::ExecClient;
 use vdi_conformance::model::Verdict;
 use vdi_conformance::{certify_client, Options, Timing};
 
-fn script(name: &str, body: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vdi-conformance-exec-{}", std::process::id()));
+/// A fake client program in its own scratch directory, removed when dropped.
+struct Script {
+    path: PathBuf,
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn script(name: &str, body: &str) -> Script {
+    let dir = std::env::temp_dir().join(format!("vdi-conformance-exec-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let path = dir.join(name);
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    path
+    Script { path }
 }
 
 fn opts(cases: &[&str]) -> Options {
@@ -40,7 +53,7 @@ fn exit_89_is_unsupported_and_arguments_follow_the_contract() {
             args_file.display()
         ),
     );
-    let client = ExecClient::parse(&format!("{} --flag", s.display())).expect("parse");
+    let client = ExecClient::parse(&format!("{} --flag", s.path.display())).expect("parse");
     let run = certify_client(
         &client,
         &opts(&["lifecycle.client.backup-completes", "config.client.request-complete"]),
@@ -72,7 +85,7 @@ fn exit_89_is_unsupported_and_arguments_follow_the_contract() {
 #[test]
 fn a_program_that_quits_at_once_fails() {
     let s = script("quits.sh", "exit 0");
-    let client = ExecClient::parse(&s.display().to_string()).expect("parse");
+    let client = ExecClient::parse(&s.path.display().to_string()).expect("parse");
     let run = certify_client(&client, &opts(&["lifecycle.client.backup-completes"]));
     match &run.results[0].verdict {
         Verdict::Fail { actual, .. } => assert!(actual.contains("before creating the set"), "{actual}"),
@@ -84,7 +97,7 @@ fn a_program_that_quits_at_once_fails() {
 #[test]
 fn a_program_that_never_creates_its_set_hangs_and_is_killed() {
     let s = script("sleeps.sh", "exec sleep 60");
-    let client = ExecClient::parse(&s.display().to_string()).expect("parse");
+    let client = ExecClient::parse(&s.path.display().to_string()).expect("parse");
     let t = Instant::now();
     let run = certify_client(&client, &opts(&["lifecycle.client.backup-completes"]));
     match &run.results[0].verdict {

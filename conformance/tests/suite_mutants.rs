@@ -39,7 +39,10 @@ fn caught() -> &'static BTreeMap<String, Caught> {
             ..Options::default()
         };
         let runs = certify(&targets, &opts);
-        all.iter().zip(runs).map(|(m, run)| (m.name.to_string(), failing(&run))).collect()
+        all.iter()
+            .zip(runs)
+            .map(|(m, run)| (m.name.to_string(), failing(&run)))
+            .collect()
     })
 }
 
@@ -425,7 +428,10 @@ fn rerun(name: &str) -> Caught {
     ]
 )]
 fn mutant_is_caught_by(#[case] name: &str, #[case] expected: &[&str]) {
-    let mut got = caught().get(name).unwrap_or_else(|| panic!("no run for {name}")).clone();
+    let mut got = caught()
+        .get(name)
+        .unwrap_or_else(|| panic!("no run for {name}"))
+        .clone();
     for attempt in 1..=2 {
         let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
         if ids == expected {
@@ -438,7 +444,10 @@ fn mutant_is_caught_by(#[case] name: &str, #[case] expected: &[&str]) {
     assert!(!ids.is_empty(), "{name} was not caught by any case");
     assert_eq!(ids, expected, "{name}: caught by {got:#?}");
     let listed = find(name).unwrap_or_else(|| panic!("{name} is not in the mutant list"));
-    assert_eq!(listed.caught_by, expected, "{name}: `vdisim mutants` shows another list");
+    assert_eq!(
+        listed.caught_by, expected,
+        "{name}: `vdisim mutants` shows another list"
+    );
 }
 
 #[test]
