@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sanitizers for the untrusted-input paths (issue 8):
-# 1. AddressSanitizer (nightly) over the hostile-peer tests and the shm unit tests: the honest
+# 1. AddressSanitizer (nightly) over the hostile-peer tests and the unit tests: the honest
 #    side in the test process and the peers are instrumented, so any read or write outside a
 #    mapping or allocation aborts the run.
 # 2. Miri over the pure parts: the protocol state machines and the ring validation on a
@@ -14,7 +14,7 @@ base="${CARGO_TARGET_DIR:-target}"
 status=0
 
 if [ "$what" = asan ] || [ "$what" = both ]; then
-    echo "== AddressSanitizer: hostile peers, chaos leftovers, shm unit tests"
+    echo "== AddressSanitizer: hostile peers and the unit tests (engine:: excluded)"
     CARGO_TARGET_DIR="$base/asan" RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address" \
         ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" \
         cargo +nightly test --target "$target" -p vdisim --test hostile --lib -- --skip engine:: \

@@ -22,8 +22,6 @@
 #   CARGO_TARGET_DIR     where to build (default: target/ at the repository root)
 #   VDISIM_WINEPREFIX    the Wine prefix to use (default: <target dir>/wineprefix), created here
 #   VDISIM_WINE          the Wine loader (default: wine64 on PATH, /usr/lib/wine/wine64, or wine)
-#   VDISIM_TIME_SCALE    multiplies the timing bounds of the tests that have one (default here: 4,
-#                        Wine is slower; Linux runs keep 1)
 #
 # Exit codes: 0 everything passed; 1 a step failed (the summary names it); 2 bad arguments;
 # 3 SKIPPED: the Windows target, mingw-w64 or Wine could not be installed (the reason is
@@ -142,7 +140,6 @@ fi
 
 # --- 3. Build -------------------------------------------------------------------------------
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$WINE"
-export VDISIM_TIME_SCALE="${VDISIM_TIME_SCALE:-4}"
 # insta finds the workspace with `cargo metadata`, which a Windows test program cannot run.
 export INSTA_WORKSPACE_ROOT="$root"
 declare -a names=() results=() details=()
@@ -223,7 +220,7 @@ fi
 
 # --- Summary --------------------------------------------------------------------------------
 echo
-say "summary ($TARGET under $wine_version, VDISIM_TIME_SCALE=$VDISIM_TIME_SCALE)"
+say "summary ($TARGET under $wine_version)"
 for i in "${!names[@]}"; do
     printf 'windows:   %-4s  %-26s %s\n' "${results[$i]}" "${names[$i]}" "${details[$i]}"
 done

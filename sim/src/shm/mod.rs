@@ -275,7 +275,7 @@ impl Segment {
 
     /// Re-maps the segment so that the byte `skew` bytes in starts on a [`MAX_ALIGNMENT`]
     /// boundary (buffer areas, SPEC §2.4 alignment). Unix only: a Windows view starts on a
-    /// 64 KiB boundary, so an area `skew` = 4 KiB into it is page aligned only (a known gap).
+    /// 64 KiB boundary, and there the area starts 64 KiB in (layout::BUFFER_AREA_OFFSET).
     pub fn align_area(&mut self, skew: usize) -> Result<(), SegmentError> {
         #[cfg(unix)]
         {

@@ -508,7 +508,7 @@ mod imp {
         }
     }
 
-    /// (running, creation time) of a process, or None if it cannot be opened.
+    /// (running, creation time) of a process, or the Win32 error of opening it.
     fn query(pid: u32) -> Result<(bool, u64), u32> {
         // SAFETY: OpenProcess has no memory preconditions; a null handle means failure.
         let h = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_SYNCHRONIZE, 0, pid) };
@@ -614,5 +614,119 @@ mod tests {
         word.store(1, Ordering::SeqCst);
         wake_all(&word);
         assert!(h.join().unwrap() < Duration::from_secs(4));
+    }
+}
+
+/// The Windows pieces on their own (they also run under Wine: scripts/windows.sh).
+#[cfg(all(test, windows))]
+mod windows_tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+
+    fn unique(tag: &str) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        format!(
+            "/vdisim-wintest-{}-{tag}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    fn word(m: &Mapping, offset: usize) -> &AtomicU32 {
+        assert!(offset + 4 <= m.len() && offset % 4 == 0);
+        // SAFETY: in bounds and 4-aligned (checked above; the view is page-aligned), the
+        // mapping outlives the reference, and the word is only accessed atomically.
+        unsafe { &*(m.as_ptr().add(offset) as *const AtomicU32) }
+    }
+
+    #[test]
+    fn mappings_are_exclusive_shared_and_vanish_with_their_last_handle() {
+        let name = unique("map");
+        assert_eq!(Mapping::open(&name).err(), Some(MappingError::NotFound));
+        let a = Mapping::create(&name, 10_000).expect("create");
+        assert_eq!(a.len(), 10_000);
+        assert_eq!(Mapping::create(&name, 10_000).err(), Some(MappingError::Exists));
+        let b = Mapping::open(&name).expect("open");
+        assert!(b.len() >= 10_000, "a view spans the whole mapping (page-rounded)");
+        assert_ne!(a.as_ptr(), b.as_ptr(), "two views");
+        word(&a, 8).store(0xDEAD_BEEF, Ordering::SeqCst);
+        assert_eq!(word(&b, 8).load(Ordering::SeqCst), 0xDEAD_BEEF, "one memory");
+        drop(a);
+        assert_eq!(word(&b, 8).load(Ordering::SeqCst), 0xDEAD_BEEF);
+        drop(b);
+        assert_eq!(
+            Mapping::open(&name).err(),
+            Some(MappingError::NotFound),
+            "gone with the last handle"
+        );
+    }
+
+    #[test]
+    fn a_wake_through_one_view_releases_a_waiter_on_another() {
+        // Two views of one mapping: the named-event path, as between two processes.
+        let name = unique("wake");
+        let a = Mapping::create(&name, 4096).expect("create");
+        let b = Mapping::open(&name).expect("open");
+        let (wa, wb) = (word(&a, 64), word(&b, 64));
+        let released = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                let t = Instant::now();
+                while wb.load(Ordering::SeqCst) == 0 && t.elapsed() < Duration::from_secs(10) {
+                    wait_on(wb, 0, Duration::from_secs(10));
+                }
+                t.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            wa.fetch_add(1, Ordering::SeqCst);
+            wake_all(wa);
+            h.join().unwrap()
+        });
+        // Without the event the waiter would sleep its whole 10 s wait.
+        assert!(released < Duration::from_secs(5), "woken after {released:?}");
+    }
+
+    #[test]
+    fn a_stale_signal_does_not_end_the_next_wait() {
+        let name = unique("stale");
+        let m = Mapping::create(&name, 4096).expect("create");
+        let w = word(&m, 128);
+        // Create the event (a first wait), then wake with nobody waiting: the event stays set.
+        wait_on(w, 0, Duration::from_millis(1));
+        w.fetch_add(1, Ordering::SeqCst);
+        wake_all(w);
+        // A wait on the new value finds the event set but its word unchanged: it clears the
+        // stale signal and waits its time out.
+        let t = Instant::now();
+        wait_on(w, 1, Duration::from_millis(60));
+        assert!(
+            t.elapsed() >= Duration::from_millis(50),
+            "returned after {:?}",
+            t.elapsed()
+        );
+        // A changed word ends a wait at once.
+        let t = Instant::now();
+        wait_on(w, 0, Duration::from_secs(5));
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn buffer_areas_are_aligned_to_64k_in_every_view() {
+        let name = unique("area");
+        let created = crate::shm::BufferMapping::create(&name, 1 << 20, 1, false).expect("create");
+        let opened = crate::shm::BufferMapping::open(&name, 1 << 20, 1).expect("open");
+        for area in [created.area_ptr(), opened.area_ptr()] {
+            assert_eq!(area as usize % crate::shm::MAX_ALIGNMENT, 0, "{area:p}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_pid_is_dead() {
+        // Pids are multiples of 4 on Windows; this one is never handed out.
+        let t = LivenessToken {
+            pid: 0xFFFF_FFF0,
+            start: 1,
+        };
+        assert_eq!(t.state(), PeerState::Dead);
     }
 }

@@ -130,11 +130,13 @@ pub const SLICE: Duration = Duration::from_millis(50);
 /// round trip with a live peer never pays for one (issue 7: round trip <= 3x a bare spin).
 pub const MAX_SPIN: Duration = Duration::from_micros(20);
 /// Spin used while recent waits were long (a busy peer, more device threads than cores):
-/// none, spinning then only steals the CPU the peer needs; block after one more poll.
-pub const MIN_SPIN: Duration = Duration::ZERO;
+/// short, as spinning then mostly steals the CPU the peer needs, but not zero: it still catches
+/// the answer of a running peer, which is what lets two peers that both fell back to blocking
+/// (each then waiting for the other's wake-up, a "long" wait) return to spinning.
+pub const MIN_SPIN: Duration = Duration::from_micros(4);
 /// While spinning is off, every PROBE_EVERY-th wait spins [`MAX_SPIN`] anyway, to notice
 /// that waits became short again.
-const PROBE_EVERY: u8 = 32;
+const PROBE_EVERY: u8 = 16;
 
 /// What a wait's `poll` closure is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,7 +274,7 @@ pub fn wait_for<T, E>(
                 if spun >= budget {
                     break start;
                 }
-                yielding = spun >= budget / 4;
+                yielding = budget >= MAX_SPIN && spun >= budget / 4;
             }
         }
     };

@@ -23,15 +23,19 @@ pub fn profile_dir() -> PathBuf {
         .expect("test binary lives in <target>/<profile>/deps")
 }
 
-/// The directory holding `libsqlvdi.so`.
+/// The directory holding `libsqlvdi.so`: `<profile>` after `cargo build`, `<profile>/deps`
+/// when only `cargo test` built the cdylib (it is not copied up then).
 pub fn lib_dir() -> PathBuf {
     let dir = profile_dir();
-    assert!(
-        dir.join("libsqlvdi.so").exists(),
-        "libsqlvdi.so not found in {} (cargo builds the cdylib with the tests)",
-        dir.display()
-    );
-    dir
+    let found = [dir.clone(), dir.join("deps")]
+        .into_iter()
+        .find(|d| d.join("libsqlvdi.so").exists());
+    found.unwrap_or_else(|| {
+        panic!(
+            "libsqlvdi.so not found in {} or its deps/ (cargo builds the cdylib with the tests)",
+            dir.display()
+        )
+    })
 }
 
 fn on_path(program: &str) -> bool {
