@@ -51,7 +51,15 @@ fn demo_works_with_1_4_and_64_devices() {
     for devices in ["1", "4", "64"] {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let mut args = vec!["demo", "--devices", devices, "--size", "2M", "--data-dir", data.to_str().unwrap()];
+        let mut args = vec![
+            "demo",
+            "--devices",
+            devices,
+            "--size",
+            "2M",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ];
         // The conformance step runs once (with 4 devices); it does not depend on the device count.
         let with_suite = devices == "4";
         if !with_suite {
@@ -79,7 +87,10 @@ fn demo_works_with_1_4_and_64_devices() {
         assert!(out.trim_end().ends_with("OK"), "{out}");
         if with_suite {
             assert!(out.contains("conformance suite: passed"), "{out}");
-            assert!(out.contains("builtin-client:") && out.contains("builtin-server:"), "{out}");
+            assert!(
+                out.contains("builtin-client:") && out.contains("builtin-server:"),
+                "{out}"
+            );
         }
         // The databases and the backup files are cleaned up without --keep.
         let dd = DataDir::new(&data).unwrap();
