@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The Windows check (issue 9): cross-builds vdisim for x86_64-pc-windows-gnu and runs it under
 # Wine: the vdisim crate's test suite (lib tests, the two-process tests over named mappings, the
-# peer and engine tests), a striped backup/restore demo with 4 devices, and the conformance
-# harness against the built-in client.
+# peer and engine tests), a striped backup/restore demo with 4 devices, the conformance harness
+# against the built-in client, and against a C client written to the Windows COM-style
+# interface (fixtures/clients/vdiclient_com.c, vdi_com.h) compiled with mingw-w64 and linked
+# with sqlvdi.dll.
 #
 #   scripts/windows.sh [--no-install] [--quick]
 #
 #   --no-install   never install anything (rustup target, mingw-w64, Wine); missing → skipped
-#   --quick        the lib tests and sim/tests/two_process.rs only (no demo, no harness)
+#   --quick        the lib tests and sim/tests/two_process.rs only (no demo, no harness runs)
 #
 # Installs what it needs when missing: `rustup target add x86_64-pc-windows-gnu`, and the Debian
 # packages gcc-mingw-w64-x86-64-posix (linker, and the stub DLL below) and wine64 (apt-get; as
@@ -37,7 +39,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --no-install) install=0 ;;
         --quick) quick=1 ;;
-        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "windows: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -61,7 +63,10 @@ as_root() {
 }
 
 find_wine() {
-    if [ -n "${VDISIM_WINE:-}" ]; then echo "$VDISIM_WINE"; return 0; fi
+    if [ -n "${VDISIM_WINE:-}" ]; then
+        [ -x "$VDISIM_WINE" ] && echo "$VDISIM_WINE"
+        return
+    fi
     local w
     for w in "$(command -v wine64 2>/dev/null)" /usr/lib/wine/wine64 /usr/lib64/wine/wine64 "$(command -v wine 2>/dev/null)"; do
         if [ -n "$w" ] && [ -x "$w" ]; then echo "$w"; return 0; fi
@@ -116,12 +121,14 @@ if [ ! -f "$WINEPREFIX/system.reg" ]; then
     [ -f "$WINEPREFIX/system.reg" ] || skip "Wine could not create its prefix (see $log_dir/wineboot.log)"
 fi
 # One wineserver for the whole run (each Wine process would otherwise start and stop one).
-[ -n "$wineserver" ] && "$wineserver" -p 30
+# Its output goes nowhere: it would otherwise hold the script's stdout open (a pipe into tee).
+[ -n "$wineserver" ] && "$wineserver" -p30 </dev/null >/dev/null 2>&1
 
 stub="$target_dir/wine/bcryptprimitives.dll"
 system32="$WINEPREFIX/drive_c/windows/system32"
 builtin=""
-for d in "$wine_dir/../x86_64-windows" "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows" "/usr/lib/wine/x86_64-windows"; do
+for d in "$wine_dir/../lib/wine/x86_64-windows" "$wine_dir/../lib64/wine/x86_64-windows" \
+    /usr/lib/x86_64-linux-gnu/wine/x86_64-windows /usr/lib/wine/x86_64-windows; do
     [ -f "$d/bcryptprimitives.dll" ] && builtin="$d/bcryptprimitives.dll"
 done
 if [ -n "$builtin" ]; then
@@ -149,8 +156,8 @@ failed=0
 build_log="$log_dir/build.log"
 say "cross-building the workspace tests and the vdisim binary for $TARGET (log: $build_log)"
 if cargo test --workspace --no-run --target "$TARGET" >"$build_log" 2>&1 \
-    && cargo build -p vdisim-cli --target "$TARGET" >>"$build_log" 2>&1; then
-    record "build" PASS "cargo test --workspace --no-run --target $TARGET; vdisim.exe"
+    && cargo build -p vdisim-cli -p vdisim-ffi --target "$TARGET" >>"$build_log" 2>&1; then
+    record "build" PASS "cargo test --workspace --no-run --target $TARGET; vdisim.exe, sqlvdi.dll"
 else
     grep -E '^(error|warning: unused)' -A6 "$build_log" | head -60
     record "build" FAIL "see $build_log"
@@ -195,7 +202,7 @@ if [ $failed = 0 ]; then
         say "running vdisim demo --devices 4 under Wine (log: $demo_log)"
         start=$SECONDS
         if "$WINE" "$vdisim_exe" demo --devices 4 >"$demo_log" 2>&1; then
-            record "demo --devices 4" PASS "backup + restore byte-identical in $((SECONDS - start)) s"
+            record "demo --devices 4" PASS "$(grep -o '\[.*\] is byte-identical.*' "$demo_log" | head -1) ($((SECONDS - start)) s)"
         else
             code=$?
             tail -20 "$demo_log"
@@ -208,12 +215,37 @@ if [ $failed = 0 ]; then
         say "running vdisim certify --builtin client under Wine (log: $cert_log)"
         start=$SECONDS
         if "$WINE" "$vdisim_exe" certify --builtin client >"$cert_log" 2>&1; then
-            record "certify --builtin client" PASS "$(grep -E -i 'strict|passed' "$cert_log" | tail -1 | tr -s ' ' | cut -c1-100) ($((SECONDS - start)) s)"
+            record "certify --builtin client" PASS "$(grep -E '^total:' "$cert_log" | tail -1 | tr -s ' ' | cut -c1-100) ($((SECONDS - start)) s)"
         else
             code=$?
             tail -25 "$cert_log"
             record "certify --builtin client" FAIL "exit $code after $((SECONDS - start)) s; see $cert_log"
             failed=1
+        fi
+
+        # --- 7. A C client of the COM-style interface, linked with sqlvdi.dll --------------------
+        com_dir="$log_dir/com"
+        com_log="$log_dir/certify-com.log"
+        mkdir -p "$com_dir"
+        cp "$target_dir/$TARGET/debug/sqlvdi.dll" "$com_dir/"
+        say "building fixtures/clients/vdiclient_com.c with mingw-w64 and certifying it under Wine (log: $com_log)"
+        if ! x86_64-w64-mingw32-gcc -std=c11 -O1 -Wall -Wextra -Werror -Isim/include \
+            -include scripts/wine/posix_compat.h fixtures/clients/vdiclient_com.c \
+            -L"$target_dir/$TARGET/debug" -lsqlvdi -lole32 -pthread -static-libgcc \
+            -Wl,-Bstatic -lwinpthread -Wl,-Bdynamic -o "$com_dir/vdiclient-com.exe" >"$com_log" 2>&1; then
+            cat "$com_log"
+            record "certify --exec vdiclient-com" FAIL "mingw-w64 could not build it; see $com_log"
+            failed=1
+        else
+            start=$SECONDS
+            if "$WINE" "$vdisim_exe" certify --exec "$com_dir/vdiclient-com.exe" >>"$com_log" 2>&1; then
+                record "certify --exec vdiclient-com" PASS "$(grep -E '^total:' "$com_log" | tail -1 | tr -s ' ' | cut -c1-100) ($((SECONDS - start)) s)"
+            else
+                code=$?
+                tail -25 "$com_log"
+                record "certify --exec vdiclient-com" FAIL "exit $code after $((SECONDS - start)) s; see $com_log"
+                failed=1
+            fi
         fi
     fi
 fi
@@ -222,7 +254,7 @@ fi
 echo
 say "summary ($TARGET under $wine_version)"
 for i in "${!names[@]}"; do
-    printf 'windows:   %-4s  %-26s %s\n' "${results[$i]}" "${names[$i]}" "${details[$i]}"
+    printf 'windows:   %-4s  %-28s  %s\n' "${results[$i]}" "${names[$i]}" "${details[$i]}"
 done
 if [ $failed = 0 ]; then
     say "PASS"

@@ -61,6 +61,8 @@ pub fn run(args: Args) -> u8 {
 fn print_table(segments: &[SegmentInfo], removed: &[SegmentInfo], remove: bool) {
     if segments.is_empty() {
         println!("no vdisim segments");
+        #[cfg(windows)]
+        println!("(Windows: a named mapping vanishes with its last handle; nothing is ever left to clean up)");
         return;
     }
     let width = segments.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);

@@ -336,8 +336,9 @@ pub fn unlink(name: &str) -> bool {
     {
         // Windows named mappings disappear with their last handle (process exit included):
         // there is no name to remove, and a name stays taken while any process maps it.
-        let _ = name;
-        false
+        // A set header is marked removed instead (a tombstone: `reclaimed` set), which every
+        // opener refuses and the next CreateEx of the name steps over (windows_names).
+        windows_names::tombstone(name)
     }
 }
 
@@ -501,8 +502,15 @@ enum Probe {
 /// creators get exactly one success: creation is exclusive, and only the winner of the
 /// `reclaimed` CAS unlinks a stale segment.
 pub fn create_header(instance: &str, set: &str, group: bool) -> VdResult<HeaderMapping> {
-    let name = header_segment_name(instance, set);
-    for _ in 0..4 {
+    #[cfg_attr(not(windows), allow(unused_mut))]
+    let mut name = header_segment_name(instance, set);
+    #[cfg(windows)]
+    let mut incarnation = 0;
+    #[cfg(not(windows))]
+    let attempts = 4;
+    #[cfg(windows)]
+    let attempts = windows_names::INCARNATIONS + 4;
+    for _ in 0..attempts {
         match Segment::create(&name, HEADER_SEGMENT_SIZE, group) {
             Ok(seg) => {
                 let m = HeaderMapping::new(seg).map_err(VdError::from)?;
@@ -515,11 +523,29 @@ pub fn create_header(instance: &str, set: &str, group: bool) -> VdResult<HeaderM
                 h.client.pid.store(me.pid, Ordering::Release);
                 h.magic.store(HEADER_MAGIC, Ordering::Relaxed);
                 h.header_size.store(HEADER_SEGMENT_SIZE as u64, Ordering::Relaxed);
+                #[cfg(windows)]
+                if windows_names::another_live(instance, set, incarnation) {
+                    // A racing creator holds another incarnation: step back (see windows_names).
+                    h.reclaimed.store(1, Ordering::Release);
+                    return Err(VdError::Protocol);
+                }
                 return Ok(m);
             }
             Err(SegmentError::Exists) => match probe_existing(&name, instance, set)? {
                 Probe::Live => return Err(VdError::Protocol),
-                Probe::Reclaimed => continue,
+                Probe::Reclaimed => {
+                    // Windows: a removed set keeps its name while any process still maps it;
+                    // the next incarnation of the name is free of it.
+                    #[cfg(windows)]
+                    {
+                        incarnation += 1;
+                        if incarnation >= windows_names::INCARNATIONS {
+                            return Err(VdError::Protocol);
+                        }
+                        name = windows_names::incarnation(instance, set, incarnation);
+                    }
+                    continue;
+                }
             },
             Err(e) => return Err(e.into()),
         }
@@ -554,6 +580,11 @@ fn probe_existing(name: &str, instance: &str, set: &str) -> VdResult<Probe> {
         return Ok(Probe::Live);
     };
     let h = m.header();
+    // Windows: a tombstone (a closed set some process still maps) is never live.
+    #[cfg(windows)]
+    if h.reclaimed.load(Ordering::Acquire) != 0 {
+        return Ok(Probe::Reclaimed);
+    }
     // A creator that just created the segment fills its token immediately; give it a moment.
     let deadline = Instant::now() + Duration::from_millis(500);
     let token = loop {
@@ -609,9 +640,14 @@ fn grow_empty_header(name: &str) {
 /// creator that is still initialising (version 0). VD_E_INVALID for an unknown set or a
 /// segment that is not a vdisim header of this build; VD_E_SECURITY without permission.
 pub fn open_header(instance: &str, set: &str, init_wait: Duration) -> VdResult<HeaderMapping> {
-    let name = header_segment_name(instance, set);
-    let seg = Segment::open(&name, HEADER_SEGMENT_SIZE).map_err(VdError::from)?;
-    let m = HeaderMapping::new(seg).map_err(VdError::from)?;
+    #[cfg(not(windows))]
+    let m = {
+        let name = header_segment_name(instance, set);
+        let seg = Segment::open(&name, HEADER_SEGMENT_SIZE).map_err(VdError::from)?;
+        HeaderMapping::new(seg).map_err(VdError::from)?
+    };
+    #[cfg(windows)]
+    let m = windows_names::open_live(instance, set)?;
     let h = m.header();
     let deadline = Instant::now() + init_wait;
     loop {
@@ -832,6 +868,90 @@ pub fn remove_stale_segments() -> Vec<SegmentInfo> {
         .into_iter()
         .filter(|s| gone.contains(&format!("/{}", s.name)))
         .collect()
+}
+
+/// Windows set names (issue 9). A named mapping cannot be unlinked: its name lives while any
+/// process maps it (a server still closing, an observer), and vanishes with the last handle.
+/// To keep the Linux meaning of Close ("the set is gone, the name is free"):
+/// - removing a header marks it (`reclaimed` = 1, a tombstone); openers skip tombstones;
+/// - a set name has [`INCARNATIONS`] mapping names: `<header name>` then `<header name>/<k>`
+///   (`/` cannot occur in set names, so no set's header is another's incarnation). CreateEx
+///   takes the first incarnation not held by a tombstone; openers take the first live one.
+///
+/// Two creators racing for a name end with at most one live set: each checks the other
+/// incarnations after creating its own and steps back (tombstoning it) if it finds a live one;
+/// of two such checks at least one sees the other, so at worst both step back
+/// (VD_E_PROTOCOL, as for any CreateEx that meets a live set).
+#[cfg(windows)]
+mod windows_names {
+    use super::*;
+
+    /// How many closed-but-still-mapped sets of one name may linger before CreateEx of the
+    /// name fails with VD_E_PROTOCOL.
+    pub const INCARNATIONS: u32 = 8;
+
+    pub fn incarnation(instance: &str, set: &str, k: u32) -> String {
+        let base = header_segment_name(instance, set);
+        if k == 0 {
+            base
+        } else {
+            format!("{base}/{k}")
+        }
+    }
+
+    /// Marks the set header named `name` removed. Returns whether there was one.
+    pub fn tombstone(name: &str) -> bool {
+        let Some(m) = Segment::open(name, HEADER_SEGMENT_SIZE)
+            .ok()
+            .and_then(|seg| HeaderMapping::new(seg).ok())
+        else {
+            return false;
+        };
+        let h = m.header();
+        if h.magic.load(Ordering::Acquire) != HEADER_MAGIC {
+            return false;
+        }
+        h.reclaimed.store(1, Ordering::Release);
+        true
+    }
+
+    /// Whether an incarnation other than `mine` holds a live set (not a tombstone, creator
+    /// not known dead).
+    pub fn another_live(instance: &str, set: &str, mine: u32) -> bool {
+        (0..INCARNATIONS).filter(|&k| k != mine).any(|k| {
+            let Ok(seg) = Segment::open(&incarnation(instance, set, k), HEADER_SEGMENT_SIZE) else {
+                return false;
+            };
+            let Ok(m) = HeaderMapping::new(seg) else {
+                return false;
+            };
+            let h = m.header();
+            let creator = platform::LivenessToken {
+                pid: h.client.pid.load(Ordering::Acquire),
+                start: h.client.start.load(Ordering::Acquire),
+            };
+            h.reclaimed.load(Ordering::Acquire) == 0 && creator.state() != platform::PeerState::Dead
+        })
+    }
+
+    /// The first incarnation of the set that is not a tombstone. VD_E_INVALID if there is
+    /// none; VD_E_SECURITY if one could not be opened for lack of rights.
+    pub fn open_live(instance: &str, set: &str) -> VdResult<HeaderMapping> {
+        let mut denied = false;
+        for k in 0..INCARNATIONS {
+            match Segment::open(&incarnation(instance, set, k), HEADER_SEGMENT_SIZE) {
+                Ok(seg) => {
+                    let Ok(m) = HeaderMapping::new(seg) else { continue };
+                    if m.header().reclaimed.load(Ordering::Acquire) == 0 {
+                        return Ok(m);
+                    }
+                }
+                Err(SegmentError::PermissionDenied) => denied = true,
+                Err(_) => {}
+            }
+        }
+        Err(if denied { VdError::Security } else { VdError::Invalid })
+    }
 }
 
 #[cfg(test)]

@@ -721,6 +721,43 @@ mod windows_tests {
     }
 
     #[test]
+    fn a_removed_set_that_is_still_mapped_frees_its_name() {
+        use crate::shm::{create_header, open_header, unlink, DEFAULT_INSTANCE};
+        use crate::vdi::VdError;
+        let set = unique("names").trim_start_matches("/vdisim-").to_string();
+        let first = create_header(DEFAULT_INSTANCE, &set, false).expect("create");
+        first
+            .header()
+            .version
+            .store(crate::shm::layout::LAYOUT_VERSION, Ordering::Release);
+        assert_eq!(
+            create_header(DEFAULT_INSTANCE, &set, false).err(),
+            Some(VdError::Protocol),
+            "a live set's name is taken"
+        );
+        assert!(open_header(DEFAULT_INSTANCE, &set, Duration::ZERO).is_ok());
+        // Closed (unlinked) but still mapped here: gone for openers, free for creators.
+        assert!(unlink(first.segment().name()));
+        assert_eq!(
+            open_header(DEFAULT_INSTANCE, &set, Duration::ZERO).err(),
+            Some(VdError::Invalid)
+        );
+        let second = create_header(DEFAULT_INSTANCE, &set, false).expect("create again");
+        assert_ne!(second.segment().name(), first.segment().name(), "the next incarnation");
+        second
+            .header()
+            .version
+            .store(crate::shm::layout::LAYOUT_VERSION, Ordering::Release);
+        let opened = open_header(DEFAULT_INSTANCE, &set, Duration::ZERO).expect("open the new set");
+        assert_eq!(opened.segment().name(), second.segment().name());
+        assert_eq!(
+            create_header(DEFAULT_INSTANCE, &set, false).err(),
+            Some(VdError::Protocol),
+            "still one live set per name"
+        );
+    }
+
+    #[test]
     fn an_unknown_pid_is_dead() {
         // Pids are multiples of 4 on Windows; this one is never handed out.
         let t = LivenessToken {
