@@ -513,6 +513,20 @@ impl ClientSet {
                     });
                     let r = match popped {
                         Ok(Some(r)) => r,
+                        Ok(None) if c == Check::Full => {
+                            // A normal server Close comes after every device's close marker, so
+                            // a closed server with this ring empty sends nothing more: end an
+                            // otherwise unbounded (INFINITE) wait. Phase first, ring second:
+                            // the server publishes the marker before the phase.
+                            let closed = self.header.header().phase.load(Ordering::Acquire) == phase::SERVER_CLOSED;
+                            if closed && !io.commands.has_next(&slot.commands, index, "command").unwrap_or(true) {
+                                *lock(&self.last_error) =
+                                    Some(format!("server closed the set without closing device {index}"));
+                                self.publish_abort(abort_reason::PEER_MISBEHAVED);
+                                return Err(VdError::Abort);
+                            }
+                            return Ok(None);
+                        }
                         Ok(None) => return Ok(None),
                         Err(e) => return Err(self.misbehaved(e)),
                     };

@@ -442,3 +442,33 @@ fn server_open_of_an_unknown_set_is_invalid() {
         Some(VdError::Invalid)
     );
 }
+
+/// A server that marks the set closed without closing a device (hostile or broken) cannot
+/// leave the client's GetCommand(INFINITE) waiting for ever: nothing more can arrive.
+#[test]
+fn a_closed_server_that_never_closed_the_device_ends_an_infinite_get_command() {
+    use std::sync::atomic::Ordering as O;
+    let set = unique("hc");
+    let mut vds = ClientVirtualDeviceSet::new();
+    vds.create_ex(None, &set, &VDConfig::request(1, 0)).unwrap();
+    let server = ServerVirtualDeviceSet::open(None, &set).unwrap();
+    let _devs = pump::configure(&server, &StreamSpec::new(1, 0), true).unwrap();
+    vds.get_configuration(5000).unwrap();
+    let dev = vds.open_device(&set).unwrap();
+    let header = vdisim::shm::open_header(vdisim::shm::DEFAULT_INSTANCE, &set, Duration::ZERO).unwrap();
+    header
+        .header()
+        .phase
+        .store(vdisim::shm::layout::phase::SERVER_CLOSED, O::Release);
+    let t = Instant::now();
+    assert_eq!(dev.get_command(INFINITE).err(), Some(VdError::Abort));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(vds
+        .last_error()
+        .unwrap_or_default()
+        .contains("without closing device 0"));
+    drop(header);
+    let _ = server.close();
+    assert_eq!(vds.close(), Ok(()));
+    assert_no_leftovers(&set);
+}
