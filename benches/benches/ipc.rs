@@ -173,6 +173,44 @@ fn unix_peer(mode: &str) -> (Peer, UnixStream) {
     (peer, stream)
 }
 
+/// Both ends of a one-device set in this process, configured as `VdiSession`'s.
+fn one_thread_session() -> (
+    ServerVirtualDevice,
+    vdisim::ClientVirtualDevice,
+    vdisim::ClientVirtualDeviceSet,
+    ServerVirtualDeviceSet,
+    Option<ServerBuffer>,
+) {
+    let set = unique_name("vdi1t");
+    let name = set.clone();
+    let client = std::thread::spawn(move || {
+        let mut vds = vdisim::ClientVirtualDeviceSet::new();
+        let request = vdisim::vdi::VDConfig::request(1, vdisim::vdi::features::VDF_LIKE_PIPE);
+        must(vds.create_ex(None, &name, &request), "CreateEx");
+        must(vds.get_configuration(WAIT_MS), "client GetConfiguration");
+        let dev = must(vds.open_device(&name), "client OpenDevice");
+        (vds, dev)
+    });
+    let server = must(pump::open_when_created(&set, STARTUP), "server Open");
+    must(server.get_configuration(), "GetConfiguration");
+    must(
+        server.begin_configuration(ConfigParams {
+            features: vdisim::vdi::features::VDF_WRITE_MEDIA,
+            alignment: 0,
+            block_size: 65536,
+            max_transfer_size: ROUND_TRIP_BYTES,
+            timeout_ms: 10_000,
+        }),
+        "BeginConfiguration",
+    );
+    must(server.request_buffers(ROUND_TRIP_BYTES, 0, 1), "RequestBuffers");
+    must(server.end_configuration(), "EndConfiguration");
+    let dev = must(server.open_device(&set), "OpenDevice");
+    let buf = must(server.allocate_buffer(ROUND_TRIP_BYTES, 0), "AllocateBuffer");
+    let (vds, cdev) = client.join().expect("client setup thread");
+    (dev, cdev, vds, server, Some(buf))
+}
+
 fn round_trip(c: &mut Criterion) {
     let mut g = c.benchmark_group("round_trip");
 
@@ -199,6 +237,35 @@ fn round_trip(c: &mut Criterion) {
         })
     });
     vdi.finish();
+
+    // Diagnostic, not a target: the same calls made by one thread that plays both roles
+    // (both ends mapped in this process), so no cache line crosses cores. What is left is
+    // the software cost of the path; `vdi` minus this is what the transfers cost.
+    let (dev, cdev, mut client_set, server, mut buf) = one_thread_session();
+    g.bench_function("vdi_one_thread", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                let sent = dev.send_command(ServerCommand {
+                    code: CommandCode::Write.code(),
+                    size: ROUND_TRIP_BYTES,
+                    position: 0,
+                    buffer: buf.take(),
+                });
+                must(sent.map_err(|r| r.error), "SendCommand");
+                let cmd = must(cdev.get_command(WAIT_MS), "GetCommand");
+                must(cdev.complete_command(&cmd, 0, cmd.size(), 0), "CompleteCommand");
+                let done = must(dev.get_completion(WAIT_MS), "GetCompletion");
+                buf = done.buffer;
+            }
+            t.elapsed()
+        })
+    });
+    must(dev.close_device(), "CloseDevice");
+    assert_eq!(cdev.get_command(WAIT_MS).err(), Some(vdisim::vdi::VdError::Close));
+    must(client_set.close(), "client Close");
+    drop(buf);
+    must(server.close().result, "server Close");
 
     let name = unique_name("spin");
     let region = must(Region::create(&name, 0), "segment");

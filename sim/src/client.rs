@@ -9,7 +9,7 @@ use crate::protocol::client::{ClientMachine, Incoming, SetState};
 use crate::protocol::PeerMisbehaved;
 use crate::shm::layout::{abort_by, abort_reason, phase, CLOSE_MARKER, LAYOUT_VERSION, MAX_DEVICES, NO_BUFFER};
 use crate::shm::platform::{LivenessToken, PeerState};
-use crate::shm::ring::{self, Check, Consumer, Producer};
+use crate::shm::ring::{self, Check, Consumer, Producer, Timeout};
 use crate::shm::{self, BufferMapping, HeaderMapping};
 use crate::vdi::{completion, CommandCode, VDConfig, VdError, VdResult};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -368,7 +368,7 @@ impl ClientSet {
             return Ok(cfg);
         }
         let h = self.header.header();
-        let ready = ring::wait_for(&h.set_wake, None, ring::deadline_after(timeout_ms), |c| {
+        let ready = ring::wait_for(&h.set_wake, None, Timeout::from_ms(timeout_ms), |c| {
             self.check(c)?;
             Ok::<_, VdError>((h.phase.load(Ordering::Acquire) >= phase::CONFIGURED).then_some(()))
         })?;
@@ -402,7 +402,7 @@ impl ClientSet {
         self.check(Check::Fast)?;
         let h = self.header.header();
         let deadline = Instant::now() + OPEN_DEVICE_WAIT;
-        let found = ring::wait_for(&h.set_wake, None, Some(deadline), |c| {
+        let found = ring::wait_for(&h.set_wake, None, Timeout::At(deadline), |c| {
             self.check(c)?;
             let names = self.published_names();
             let published = names.len();
@@ -491,11 +491,11 @@ impl ClientSet {
         let got = ring::wait_for(
             &slot.commands.wake.0,
             Some(&slot.commands.waiters),
-            ring::deadline_after(timeout_ms),
+            Timeout::from_ms(timeout_ms),
             |c| -> VdResult<Option<Got>> {
                 self.check(c)?;
                 if let Some(held) = io.held_clear {
-                    if lock(&self.machine).classify_incoming(index, held.code) == Incoming::Deliver {
+                    if lock(&self.machine).accept_incoming(index, held.id, held.code) == Incoming::Deliver {
                         io.held_clear = None;
                         return Ok(Some(Got::Command(held)));
                     }
@@ -504,7 +504,7 @@ impl ClientSet {
                     if io.held_clear.is_some() {
                         return Ok(None);
                     }
-                    let popped = io.commands.pop(&slot.commands, index, "command", |s| Record {
+                    let popped = io.commands.pop(&slot.commands, |s| Record {
                         id: s.id.load(Ordering::Relaxed),
                         code: s.code.load(Ordering::Relaxed),
                         size: s.size.load(Ordering::Relaxed),
@@ -512,14 +512,24 @@ impl ClientSet {
                         buffer_offset: s.buffer_offset.load(Ordering::Relaxed),
                     });
                     let r = match popped {
-                        Ok(Some(r)) => r,
-                        Ok(None) if c == Check::Full => {
+                        Some(r) => r,
+                        None if c == Check::Full => {
                             // A normal server Close comes after every device's close marker, so
                             // a closed server with this ring empty sends nothing more: end an
                             // otherwise unbounded (INFINITE) wait. Phase first, ring second:
                             // the server publishes the marker before the phase.
                             let closed = self.header.header().phase.load(Ordering::Acquire) == phase::SERVER_CLOSED;
-                            if closed && !io.commands.has_next(&slot.commands, index, "command").unwrap_or(true) {
+                            // The indices the fast path never reads, validated once per slice.
+                            let waiting = io
+                                .commands
+                                .has_next(&slot.commands, index, "command")
+                                .map_err(|e| self.misbehaved(e))?;
+                            if let Some(completions) = lock(&self.writers[index]).as_mut() {
+                                completions
+                                    .check_head(&slot.completions, index, "completion")
+                                    .map_err(|e| self.misbehaved(e))?;
+                            }
+                            if closed && !waiting {
                                 *lock(&self.last_error) =
                                     Some(format!("server closed the set without closing device {index}"));
                                 self.publish_abort(abort_reason::PEER_MISBEHAVED);
@@ -527,14 +537,13 @@ impl ClientSet {
                             }
                             return Ok(None);
                         }
-                        Ok(None) => return Ok(None),
-                        Err(e) => return Err(self.misbehaved(e)),
+                        None => return Ok(None),
                     };
                     if r.code == CLOSE_MARKER {
                         return Ok(Some(Got::Close));
                     }
                     self.validate(index, io, &r).map_err(|e| self.misbehaved(e))?;
-                    let class = lock(&self.machine).classify_incoming(index, r.code);
+                    let class = lock(&self.machine).accept_incoming(index, r.id, r.code);
                     match class {
                         Incoming::Deliver => return Ok(Some(Got::Command(r))),
                         Incoming::Hold => io.held_clear = Some(r),
@@ -549,7 +558,6 @@ impl ClientSet {
             None => Err(VdError::Timeout),
             Some(Got::Close) => Err(lock(&self.machine).close_delivered(index)),
             Some(Got::Command(r)) => {
-                lock(&self.machine).command_delivered(index, r.id, r.code);
                 let buffer = if r.buffer_offset == NO_BUFFER {
                     std::ptr::null_mut()
                 } else {

@@ -10,10 +10,10 @@ use crate::protocol::server::{send_error_completion, Completion, ConfigParams, S
 use crate::protocol::PeerMisbehaved;
 use crate::shm::layout::{abort_by, abort_reason, phase, CLOSE_MARKER, MAX_DEVICES, MAX_OUTSTANDING, NO_BUFFER};
 use crate::shm::platform::{LivenessToken, PeerState};
-use crate::shm::ring::{self, Check, Consumer, Producer};
+use crate::shm::ring::{self, Check, Consumer, Producer, Timeout};
 use crate::shm::{self, BufferMapping, HeaderMapping};
 use crate::vdi::{CommandCode, VDConfig, VdError, VdResult};
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -86,17 +86,25 @@ struct DeviceIo {
     completions: Consumer,
 }
 
+/// The protocol machine and the buffers lent with its outstanding commands, under one lock:
+/// a command's buffer is parked and taken back in the critical section that handles its id
+/// (one lock per call on the round trip's path, issue 7).
+struct Core {
+    machine: ServerMachine,
+    /// Per device: buffers lent to the client with their command ids, in id order (a
+    /// device's completions mostly come in order, so the id is found at the front).
+    lent: Vec<VecDeque<(u64, ServerBuffer)>>,
+}
+
 struct ServerSet {
     instance: String,
     name: String,
     header: HeaderMapping,
     buffers: OnceLock<BufferMapping>,
-    machine: Mutex<ServerMachine>,
+    core: Mutex<Core>,
     allocator: Mutex<Option<BufferAllocator>>,
     /// Per device: the ring ends (one thread per device is the intended use).
     io: Vec<Mutex<Option<DeviceIo>>>,
-    /// Buffers lent to the client, by command id.
-    lent: Mutex<HashMap<u64, ServerBuffer>>,
     last_error: Mutex<Option<String>>,
     /// The highest `phase` seen or published: it must never go back (F8).
     phase_seen: AtomicU32,
@@ -159,10 +167,12 @@ impl ServerVirtualDeviceSet {
                 name: name.to_string(),
                 header,
                 buffers: OnceLock::new(),
-                machine: Mutex::new(machine),
+                core: Mutex::new(Core {
+                    machine,
+                    lent: (0..MAX_DEVICES).map(|_| VecDeque::new()).collect(),
+                }),
                 allocator: Mutex::new(None),
                 io: (0..MAX_DEVICES).map(|_| Mutex::new(None)).collect(),
-                lent: Mutex::new(HashMap::new()),
                 last_error: Mutex::new(None),
                 phase_seen: AtomicU32::new(phase::CONNECTED),
             }),
@@ -174,7 +184,7 @@ impl ServerVirtualDeviceSet {
     }
 
     pub fn state(&self) -> ServerState {
-        lock(&self.set.machine).state()
+        lock(&self.set.core).machine.state()
     }
 
     /// Why this side aborted the set on its own (dead or misbehaving client, serverTimeOut).
@@ -194,19 +204,19 @@ impl ServerVirtualDeviceSet {
     /// GetConfiguration (§1.4): the client's request.
     pub fn get_configuration(&self) -> VdResult<VDConfig> {
         self.set.check(Check::Fast)?;
-        lock(&self.set.machine).get_configuration()
+        lock(&self.set.core).machine.get_configuration()
     }
 
     /// BeginConfiguration (§1.4).
     pub fn begin_configuration(&self, params: ConfigParams) -> VdResult<()> {
         self.set.check(Check::Fast)?;
-        lock(&self.set.machine).begin_configuration(params)
+        lock(&self.set.core).machine.begin_configuration(params)
     }
 
     /// RequestBuffers (§1.4): `count` buffers of `size` bytes, summed until EndConfiguration.
     pub fn request_buffers(&self, size: u32, alignment: u32, count: u32) -> VdResult<()> {
         self.set.check(Check::Fast)?;
-        lock(&self.set.machine).request_buffers(size, alignment, count)
+        lock(&self.set.core).machine.request_buffers(size, alignment, count)
     }
 
     /// EndConfiguration (§1.4): allocates the buffer area and releases the client's
@@ -214,7 +224,8 @@ impl ServerVirtualDeviceSet {
     pub fn end_configuration(&self) -> VdResult<VDConfig> {
         let set = &self.set;
         set.check(Check::Fast)?;
-        let mut m = lock(&set.machine);
+        let mut core = lock(&set.core);
+        let m = &mut core.machine;
         let answer = m.end_configuration()?;
         let area_size = (m.buffer_bytes() + METADATA_AREA).next_multiple_of(4096);
         let generation = generation();
@@ -238,7 +249,7 @@ impl ServerVirtualDeviceSet {
         // load of `phase`.
         h.phase.store(phase::CONFIGURED, Ordering::Release);
         set.phase_seen.fetch_max(phase::CONFIGURED, Ordering::AcqRel);
-        drop(m);
+        drop(core);
         ring::notify_all(&h.set_wake);
         Ok(answer)
     }
@@ -249,7 +260,7 @@ impl ServerVirtualDeviceSet {
         let set = &self.set;
         shm::validate_name(name)?;
         set.check(Check::Fast)?;
-        let index = lock(&set.machine).open_device(name)?;
+        let index = lock(&set.core).machine.open_device(name)?;
         let h = set.header.header();
         let slot = &h.devices[index];
         *lock(&set.io[index]) = Some(DeviceIo {
@@ -269,7 +280,7 @@ impl ServerVirtualDeviceSet {
     /// alignment), with the prefix zone before them.
     pub fn allocate_buffer(&self, size: u32, alignment: u32) -> VdResult<ServerBuffer> {
         let set = &self.set;
-        let answer = *lock(&set.machine).answer();
+        let answer = *lock(&set.core).machine.answer();
         let align = u64::from(alignment.max(answer.alignment).max(1));
         let mut guard = lock(&set.allocator);
         let alloc = guard.as_mut().ok_or(VdError::Protocol)?;
@@ -298,7 +309,7 @@ impl ServerVirtualDeviceSet {
         // Learn an abort the client already published first: it stays the client's (its
         // completions published before it still count), found by the model (issue 5).
         let _ = self.set.check(Check::Fast);
-        lock(&self.set.machine).signal_abort()?;
+        lock(&self.set.core).machine.signal_abort()?;
         self.set.publish_abort(abort_reason::SIGNAL);
         Ok(())
     }
@@ -311,7 +322,8 @@ impl ServerVirtualDeviceSet {
         // in Abort, where Close is not premature (found by the property-based model, issue 5).
         let _ = set.check(Check::Fast);
         let (result, aborted, already_closed) = {
-            let mut m = lock(&set.machine);
+            let mut core = lock(&set.core);
+            let m = &mut core.machine;
             // A second Close is VD_E_PROTOCOL ("no set open") and must not abort the set
             // after a normal end (found by the property-based model, issue 5).
             let already_closed = m.state() == ServerState::Closed;
@@ -321,7 +333,9 @@ impl ServerVirtualDeviceSet {
         if !already_closed && (result == Err(VdError::Protocol) || !aborted.is_empty()) {
             set.publish_abort(abort_reason::PREMATURE_CLOSE);
         }
-        lock(&set.lent).clear();
+        // Dropped outside the lock: a buffer's drop takes the allocator's.
+        let lent: Vec<_> = lock(&set.core).lent.iter_mut().map(std::mem::take).collect();
+        drop(lent);
         let h = set.header.header();
         h.phase.store(phase::SERVER_CLOSED, Ordering::Release);
         ring::notify_all(&h.set_wake);
@@ -397,7 +411,7 @@ impl ServerSet {
         {
             h.abort_reason.store(reason, Ordering::Release);
         }
-        let _ = lock(&self.machine).signal_abort();
+        let _ = lock(&self.core).machine.signal_abort();
         ring::notify_all(&h.set_wake);
         for d in h.devices.iter() {
             ring::notify_all(&d.commands.wake.0);
@@ -414,7 +428,7 @@ impl ServerSet {
     fn check(&self, check: Check) -> VdResult<()> {
         let h = self.header.header();
         if h.abort.load(Ordering::Acquire) != abort_by::NONE {
-            lock(&self.machine).handle_abort();
+            lock(&self.core).machine.handle_abort();
             return Err(VdError::Abort);
         }
         if check == Check::Full {
@@ -452,7 +466,9 @@ impl ServerSet {
         let Some(io) = io_guard.as_mut() else {
             return Err(reject(VdError::Protocol, cmd));
         };
-        let id = match lock(&self.machine).send_command(index, cmd.code, cmd.size, Instant::now()) {
+        // One critical section: the id, the record and the parked buffer go together.
+        let mut core = lock(&self.core);
+        let id = match core.machine.send_command(index, cmd.code, cmd.size, Instant::now) {
             Ok(id) => id,
             Err(e) => return Err(reject(e, cmd)),
         };
@@ -466,9 +482,15 @@ impl ServerSet {
             s.buffer_offset.store(offset, Ordering::Relaxed);
         });
         match pushed {
-            Ok(true) => {}
+            Ok(true) => {
+                if let Some(b) = cmd.buffer {
+                    core.lent[index].push_back((id, b));
+                }
+                Ok(id)
+            }
             // Outstanding commands never exceed the ring, so a full ring means a broken head.
             Ok(false) | Err(_) => {
+                drop(core);
                 drop(io_guard);
                 let e = pushed.err().unwrap_or(PeerMisbehaved::RingIndex {
                     device: index,
@@ -478,84 +500,99 @@ impl ServerSet {
                     capacity: crate::shm::layout::RING_SLOTS as u64,
                 });
                 self.misbehaved(e);
-                return Err(reject(VdError::Abort, cmd));
+                Err(reject(VdError::Abort, cmd))
             }
-        }
-        if let Some(b) = cmd.buffer {
-            lock(&self.lent).insert(id, b);
-        }
-        Ok(id)
-    }
-
-    fn deliver(&self, c: Completion) -> ServerCompletion {
-        ServerCompletion {
-            completion: c,
-            buffer: lock(&self.lent).remove(&c.id),
         }
     }
 
     fn get_completion(&self, index: usize, timeout_ms: u32) -> VdResult<ServerCompletion> {
         let slot = &self.header.header().devices[index];
-        let user_deadline = ring::deadline_after(timeout_ms);
         let mut io_guard = lock(&self.io[index]);
         let io = io_guard.as_mut().ok_or(VdError::Protocol)?;
         let got = ring::wait_for(
             &slot.completions.wake.0,
             Some(&slot.completions.waiters),
-            user_deadline,
-            |c| -> VdResult<Option<Completion>> {
+            Timeout::from_ms(timeout_ms),
+            |c| -> VdResult<Option<ServerCompletion>> {
                 // Order matters: note a peer abort, then take completions the client published
                 // before it (they still count), then fail the rest with ERROR_OPERATION_ABORTED.
-                let aborted = self.check(c).is_err();
-                loop {
-                    let popped = io.completions.pop(&slot.completions, index, "completion", |s| {
-                        (
-                            s.id.load(Ordering::Relaxed),
-                            s.code.load(Ordering::Relaxed),
-                            s.bytes.load(Ordering::Relaxed),
-                            s.position.load(Ordering::Relaxed),
-                        )
-                    });
-                    let (id, code, bytes, position) = match popped {
-                        Ok(Some(r)) => r,
-                        Ok(None) => break,
-                        Err(e) => {
-                            self.misbehaved(e);
-                            break;
-                        }
-                    };
-                    let handled =
-                        lock(&self.machine).handle_completion(index, id, code, bytes, position, Instant::now());
-                    match handled {
-                        Ok(Some(done)) => return Ok(Some(done)),
+                let mut aborted = self.check(c).is_err();
+                if c == Check::Full {
+                    // The indices the fast path never reads, validated once per slice.
+                    let indices = io
+                        .completions
+                        .has_next(&slot.completions, index, "completion")
+                        .and_then(|_| io.commands.check_head(&slot.commands, index, "command"));
+                    if let Err(e) = indices {
+                        self.misbehaved(e);
+                        aborted = true;
+                    }
+                }
+                while let Some((id, code, bytes, position)) = io.completions.pop(&slot.completions, |s| {
+                    (
+                        s.id.load(Ordering::Relaxed),
+                        s.code.load(Ordering::Relaxed),
+                        s.bytes.load(Ordering::Relaxed),
+                        s.position.load(Ordering::Relaxed),
+                    )
+                }) {
+                    let mut core = lock(&self.core);
+                    match core
+                        .machine
+                        .handle_completion(index, id, code, bytes, position, Instant::now)
+                    {
+                        Ok(Some(done)) => return Ok(Some(core.deliver(done))),
                         Ok(None) => continue,
                         Err(e) => {
+                            drop(core);
                             self.misbehaved(e);
+                            aborted = true;
                             break;
                         }
                     }
                 }
-                if let Some(done) = lock(&self.machine).poll_completion(index) {
-                    return Ok(Some(done));
+                // The machine adds completions of its own only once the set is aborted (or
+                // closed with commands outstanding, which aborts it), and every path there
+                // publishes the abort flag `check` read: without it, a fast poll is done.
+                if !aborted && c == Check::Fast {
+                    return Ok(None);
                 }
-                if aborted || lock(&self.machine).state() == ServerState::Abort {
-                    return Err(VdError::Abort);
+                {
+                    let mut core = lock(&self.core);
+                    if let Some(done) = core.machine.poll_completion(index) {
+                        return Ok(Some(core.deliver(done)));
+                    }
+                    if aborted || core.machine.state() == ServerState::Abort {
+                        return Err(VdError::Abort);
+                    }
                 }
                 if c == Check::Full {
-                    let fired = lock(&self.machine).handle_timeout(Instant::now());
+                    let fired = lock(&self.core).machine.handle_timeout(Instant::now());
                     if fired {
                         *lock(&self.last_error) = Some("serverTimeOut: no progress for two intervals".into());
                         self.publish_abort(abort_reason::SERVER_TIMEOUT);
-                        return lock(&self.machine)
-                            .poll_completion(index)
-                            .map(Some)
-                            .ok_or(VdError::Abort);
+                        let mut core = lock(&self.core);
+                        return match core.machine.poll_completion(index) {
+                            Some(done) => Ok(Some(core.deliver(done))),
+                            None => Err(VdError::Abort),
+                        };
                     }
                 }
                 Ok(None)
             },
         )?;
-        got.map(|c| self.deliver(c)).ok_or(VdError::Timeout)
+        got.ok_or(VdError::Timeout)
+    }
+}
+
+impl Core {
+    /// The completion with the buffer its command lent, if it had one.
+    fn deliver(&mut self, c: Completion) -> ServerCompletion {
+        let buffer = self.lent.get_mut(c.device).and_then(|lent| {
+            let i = lent.iter().position(|(id, _)| *id == c.id)?;
+            lent.remove(i).map(|(_, b)| b)
+        });
+        ServerCompletion { completion: c, buffer }
     }
 }
 
@@ -579,7 +616,7 @@ impl ServerVirtualDevice {
 
     /// Commands sent on this device and not completed yet.
     pub fn outstanding(&self) -> usize {
-        lock(&self.set.machine).outstanding(self.index)
+        lock(&self.set.core).machine.outstanding(self.index)
     }
 
     /// CloseDevice (§1.4): after the commands already sent, the client's GetCommand returns
@@ -589,7 +626,7 @@ impl ServerVirtualDevice {
         set.check(Check::Fast)?;
         let mut io_guard = lock(&set.io[self.index]);
         let io = io_guard.as_mut().ok_or(VdError::Protocol)?;
-        lock(&set.machine).close_device(self.index)?;
+        lock(&set.core).machine.close_device(self.index)?;
         let slot = &set.header.header().devices[self.index];
         let pushed = io.commands.push(&slot.commands, self.index, "command", |s| {
             s.id.store(0, Ordering::Relaxed);
@@ -646,7 +683,7 @@ impl ServerBuffer {
 
     /// The prefix zone before the data (§2.4 prefixZoneSize).
     pub fn prefix_mut(&mut self) -> &mut [u8] {
-        let prefix = lock(&self.set.machine).answer().prefixZoneSize as usize;
+        let prefix = lock(&self.set.core).machine.answer().prefixZoneSize as usize;
         // SAFETY: the allocator reserved `prefix` bytes directly before `offset` for this
         // allocation (BufferAllocator::allocate), inside the mapped area.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.sub(prefix), prefix) }

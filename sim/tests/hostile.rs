@@ -241,7 +241,18 @@ fn hostile_client(class: &str, expect: Option<&str>) {
     let mut failure = None;
     if class == "cmd-head-jump" {
         timed("completion", || dev.get_completion(T)).expect("the honest completion");
-        failure = write(&server).err().map(|r| r.error);
+        // The producer reads the consumer's index when its view of the ring is full or once
+        // per slice of a wait, so the jump is reported within a ring's worth of writes (the
+        // hostile client keeps completing them) or by the first wait that lasts a slice.
+        for _ in 0..2 * vdisim::shm::layout::RING_SLOTS {
+            failure = match write(&server) {
+                Err(r) => Some(r.error),
+                Ok(_) => timed("completion", || dev.get_completion(T)).err(),
+            };
+            if failure.is_some() {
+                break;
+            }
+        }
     } else {
         let deadline = Instant::now() + Duration::from_secs(8);
         while failure.is_none() && Instant::now() < deadline {
@@ -476,6 +487,7 @@ fn heap_ring_validation_never_leaves_the_slots() {
         wake: Padded(A32::new(0)),
         waiters: A32::new(0),
         slots: std::array::from_fn(|i| CommandSlot {
+            seq: A64::new(0),
             id: A64::new(i as u64),
             code: A32::new(0),
             size: A32::new(0),
@@ -505,15 +517,29 @@ fn heap_ring_validation_never_leaves_the_slots() {
             _ => next(),
         };
         ring.tail.0.store(hostile_tail, Ordering::SeqCst);
-        match consumer.pop(&ring, 0, "command", |s| s.id.load(Ordering::Relaxed)) {
-            Ok(Some(id)) => {
+        // The record at `base` is published by its slot's `seq`, which the peer also owns.
+        let seq = match next() % 3 {
+            0 => base.wrapping_add(1),
+            1 => base,
+            _ => next(),
+        };
+        ring.slots[(base % slots) as usize].seq.store(seq, Ordering::SeqCst);
+        let published = seq == base.wrapping_add(1);
+        match consumer.pop(&ring, |s| s.id.load(Ordering::Relaxed)) {
+            Some(id) => {
                 assert!(id < slots);
-                assert!(hostile_tail.wrapping_sub(base) <= slots);
+                assert!(published);
                 taken += 1;
             }
-            Ok(None) => assert_eq!(hostile_tail, base),
+            None => assert!(!published),
+        }
+        // The producer's index is validated apart (the waits do it once per slice).
+        let head_now = if published { base.wrapping_add(1) } else { base };
+        let available = hostile_tail.wrapping_sub(head_now);
+        match consumer.has_next(&ring, 0, "command") {
+            Ok(waiting) => assert!(available <= slots && waiting == (available > 0)),
             Err(PeerMisbehaved::RingIndex { .. }) => {
-                assert!(hostile_tail.wrapping_sub(base) > slots);
+                assert!(available > slots);
                 reported += 1;
             }
             Err(other) => panic!("unexpected {other:?}"),

@@ -107,6 +107,8 @@ pub(crate) fn garbage_command(h: &SetHeader, device: usize, what: Garbage) {
         slot.position.store(0, Ordering::Relaxed);
         slot.buffer_offset.store(offset, Ordering::Relaxed);
         r.tail.0.store(tail.wrapping_add(1), Ordering::Release);
+        // Published as a well-formed record (its slot's seq), so only its content is garbage.
+        slot.seq.store(tail.wrapping_add(1), Ordering::Release);
     }
     ring::notify_all(&r.wake.0);
 }
@@ -133,6 +135,7 @@ pub(crate) fn garbage_completion(h: &SetHeader, device: usize, what: Garbage) {
             slot.bytes.store(bytes, Ordering::Relaxed);
             slot.position.store(0, Ordering::Relaxed);
             r.tail.0.store(tail.wrapping_add(1), Ordering::Release);
+            slot.seq.store(tail.wrapping_add(1), Ordering::Release);
         }
     }
     ring::notify_all(&r.wake.0);

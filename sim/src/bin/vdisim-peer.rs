@@ -609,6 +609,7 @@ mod hostile {
         s.position.store(0, Ordering::Relaxed);
         s.buffer_offset.store(offset, Ordering::Relaxed);
         r.tail.0.store(tail.wrapping_add(1), Ordering::Release);
+        s.seq.store(tail.wrapping_add(1), Ordering::Release);
         ring::notify_all(&r.wake.0);
     }
 
@@ -620,6 +621,7 @@ mod hostile {
         s.bytes.store(bytes, Ordering::Relaxed);
         s.position.store(0, Ordering::Relaxed);
         r.tail.0.store(tail.wrapping_add(1), Ordering::Release);
+        s.seq.store(tail.wrapping_add(1), Ordering::Release);
         ring::notify_all(&r.wake.0);
     }
 

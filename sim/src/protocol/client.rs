@@ -246,6 +246,16 @@ impl ClientMachine {
         }
     }
 
+    /// [`ClientMachine::classify_incoming`], and on [`Incoming::Deliver`] also
+    /// [`ClientMachine::command_delivered`]: one call (one lock in the transport) per command.
+    pub fn accept_incoming(&mut self, index: usize, id: u64, code: u32) -> Incoming {
+        let class = self.classify_incoming(index, code);
+        if class == Incoming::Deliver {
+            self.command_delivered(index, id, code);
+        }
+        class
+    }
+
     /// GetCommand delivered command `id` to the caller.
     pub fn command_delivered(&mut self, index: usize, id: u64, code: u32) {
         if let Some(d) = self.devices.get_mut(index) {
@@ -528,9 +538,11 @@ mod tests {
         let clear = CommandCode::ClearError.code();
         assert_eq!(m.classify_incoming(0, write), Incoming::AutoFail);
         assert_eq!(m.classify_incoming(0, clear), Incoming::Hold, "8 is outstanding");
+        assert_eq!(m.accept_incoming(0, 9, clear), Incoming::Hold);
+        assert_eq!(m.outstanding(0), 1, "a held command is not delivered");
         m.complete_command(0, 8, ERROR_SUCCESS).unwrap();
-        assert_eq!(m.classify_incoming(0, clear), Incoming::Deliver);
-        m.command_delivered(0, 9, clear);
+        assert_eq!(m.accept_incoming(0, 9, clear), Incoming::Deliver);
+        assert_eq!(m.outstanding(0), 1, "9 is delivered");
         m.complete_command(0, 9, ERROR_SUCCESS).unwrap();
         assert_eq!(m.classify_incoming(0, write), Incoming::Deliver);
     }

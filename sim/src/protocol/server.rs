@@ -7,7 +7,7 @@
 
 use super::PeerMisbehaved;
 use crate::vdi::{completion, features, CommandCode, VDConfig, VdError, VdResult};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Server set states (§1.4, §1.5 "Server table").
@@ -68,7 +68,15 @@ struct Pending {
 struct Device {
     name: String,
     state: ServerDeviceState,
-    outstanding: BTreeMap<u64, Pending>,
+    /// Outstanding commands in id order (ids only grow, so sending appends). Completions
+    /// usually come in order, so lookups find their id at or near the front.
+    outstanding: VecDeque<(u64, Pending)>,
+}
+
+impl Device {
+    fn position(&self, id: u64) -> Option<usize> {
+        self.outstanding.iter().position(|(i, _)| *i == id)
+    }
 }
 
 /// The largest buffer area one set may ask for (BUFFERCOUNT x MAXTRANSFERSIZE is capped at
@@ -85,6 +93,8 @@ pub struct ServerMachine {
     next_id: u64,
     buffer_bytes: u64,
     queue_capacity: usize,
+    /// Outstanding commands over all devices (kept, not summed: it is read per completion).
+    total_outstanding: usize,
     last_progress: Option<Instant>,
     synthesized: VecDeque<Completion>,
     /// The abort came from the client: completions it published before aborting still count.
@@ -102,6 +112,7 @@ impl ServerMachine {
             next_id: 1,
             buffer_bytes: 0,
             queue_capacity,
+            total_outstanding: 0,
             last_progress: None,
             synthesized: VecDeque::new(),
             aborted_by_peer: false,
@@ -129,12 +140,13 @@ impl ServerMachine {
     }
 
     pub fn total_outstanding(&self) -> usize {
-        self.devices.iter().map(|d| d.outstanding.len()).sum()
+        self.total_outstanding
     }
 
     /// Size and command code of an outstanding command.
     pub fn pending(&self, device: usize, id: u64) -> Option<(u32, u32)> {
-        let p = self.devices.get(device)?.outstanding.get(&id)?;
+        let d = self.devices.get(device)?;
+        let (_, p) = d.outstanding.get(d.position(id)?)?;
         Some((p.command, p.size))
     }
 
@@ -258,15 +270,23 @@ impl ServerMachine {
         self.devices.push(Device {
             name: name.to_string(),
             state: ServerDeviceState::Active,
-            outstanding: BTreeMap::new(),
+            outstanding: VecDeque::with_capacity(self.queue_capacity),
         });
         self.state = ServerState::Active;
         Ok(self.devices.len() - 1)
     }
 
     /// SendCommand (§1.4, §3.5). `Ok(id)`: publish the command under `id`. On error, the
-    /// completion code the callback would see is [`send_error_completion`].
-    pub fn send_command(&mut self, device: usize, command: u32, size: u32, now: Instant) -> VdResult<u64> {
+    /// completion code the callback would see is [`send_error_completion`]. `now` is called
+    /// only when the serverTimeOut rule needs the time (a clock read per command is a
+    /// measurable part of a round trip, issue 7).
+    pub fn send_command(
+        &mut self,
+        device: usize,
+        command: u32,
+        size: u32,
+        now: impl FnOnce() -> Instant,
+    ) -> VdResult<u64> {
         match self.state {
             ServerState::Active => {}
             ServerState::Abort => return Err(VdError::Abort),
@@ -287,9 +307,10 @@ impl ServerMachine {
         }
         let id = self.next_id;
         self.next_id += 1;
-        d.outstanding.insert(id, Pending { command, size });
-        if self.last_progress.is_none() {
-            self.last_progress = Some(now);
+        d.outstanding.push_back((id, Pending { command, size }));
+        self.total_outstanding += 1;
+        if self.last_progress.is_none() && self.server_timeout().is_some() {
+            self.last_progress = Some(now());
         }
         Ok(id)
     }
@@ -299,6 +320,7 @@ impl ServerMachine {
     /// completion for a command already failed by the abort); `Err` when the client
     /// misbehaved (the transport then aborts the set). After an abort *by the client*, a
     /// completion for a still-outstanding command was published before the abort and counts.
+    /// `now` is called only when the serverTimeOut rule needs the time.
     pub fn handle_completion(
         &mut self,
         device: usize,
@@ -306,16 +328,13 @@ impl ServerMachine {
         completion_code: u32,
         bytes_transferred: u32,
         position: u64,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
     ) -> Result<Option<Completion>, PeerMisbehaved> {
         match self.state {
             ServerState::Closed => return Ok(None),
             ServerState::Abort if !self.aborted_by_peer => return Ok(None),
             ServerState::Abort => {
-                let outstanding = self
-                    .devices
-                    .get(device)
-                    .is_some_and(|d| d.outstanding.contains_key(&id));
+                let outstanding = self.devices.get(device).is_some_and(|d| d.position(id).is_some());
                 if !outstanding {
                     return Ok(None);
                 }
@@ -325,9 +344,10 @@ impl ServerMachine {
         let Some(d) = self.devices.get_mut(device) else {
             return Err(PeerMisbehaved::BadDeviceIndex { device });
         };
-        let Some(p) = d.outstanding.remove(&id) else {
+        let Some((_, p)) = d.position(id).and_then(|i| d.outstanding.remove(i)) else {
             return Err(PeerMisbehaved::UnknownCompletion { device, id });
         };
+        self.total_outstanding -= 1;
         let is_data = p.command == CommandCode::Read.code() || p.command == CommandCode::Write.code();
         if is_data && bytes_transferred > p.size {
             return Err(PeerMisbehaved::BytesExceedSize {
@@ -344,7 +364,11 @@ impl ServerMachine {
         } else if completion_code != completion::ERROR_SUCCESS && d.state == ServerDeviceState::Active {
             d.state = ServerDeviceState::IoError;
         }
-        self.last_progress = if self.total_outstanding() == 0 { None } else { Some(now) };
+        self.last_progress = if self.total_outstanding == 0 || self.server_timeout().is_none() {
+            None
+        } else {
+            Some(now())
+        };
         Ok(Some(Completion {
             device,
             id,
@@ -401,7 +425,8 @@ impl ServerMachine {
     /// completions the client published before its abort are delivered first).
     fn synthesize_one(&mut self, device: usize) -> Option<Completion> {
         let d = self.devices.get_mut(device)?;
-        let (id, p) = d.outstanding.pop_first()?;
+        let (id, p) = d.outstanding.pop_front()?;
+        self.total_outstanding -= 1;
         Some(Completion {
             device,
             id,
@@ -548,7 +573,7 @@ mod tests {
     #[case(ServerState::Abort, Err(VdError::Abort))]
     fn send_command_needs_active(#[case] state: ServerState, #[case] expected: VdResult<u64>) {
         let mut m = machine_in(state, 1);
-        assert_eq!(m.send_command(0, WRITE, 512, Instant::now()), expected);
+        assert_eq!(m.send_command(0, WRITE, 512, Instant::now), expected);
     }
 
     #[rstest]
@@ -644,9 +669,9 @@ mod tests {
         let mut m = machine_in(ServerState::Active, 1);
         let now = Instant::now();
         for _ in 0..4 {
-            m.send_command(0, WRITE, 512, now).unwrap();
+            m.send_command(0, WRITE, 512, || now).unwrap();
         }
-        assert_eq!(m.send_command(0, WRITE, 512, now), Err(VdError::QueueFull));
+        assert_eq!(m.send_command(0, WRITE, 512, || now), Err(VdError::QueueFull));
         assert_eq!(send_error_completion(VdError::QueueFull), ERROR_NO_SYSTEM_RESOURCES);
         assert_eq!(send_error_completion(VdError::IoError), ERROR_IO_DEVICE);
         assert_eq!(send_error_completion(VdError::Protocol), ERROR_INVALID_HANDLE);
@@ -659,31 +684,31 @@ mod tests {
     fn io_error_then_clear_error() {
         let mut m = machine_in(ServerState::Active, 1);
         let now = Instant::now();
-        let id = m.send_command(0, WRITE, 512, now).unwrap();
-        m.handle_completion(0, id, ERROR_DISK_FULL, 0, 0, now).unwrap();
+        let id = m.send_command(0, WRITE, 512, || now).unwrap();
+        m.handle_completion(0, id, ERROR_DISK_FULL, 0, 0, || now).unwrap();
         assert_eq!(m.device_state(0), Some(ServerDeviceState::IoError));
-        assert_eq!(m.send_command(0, WRITE, 512, now), Err(VdError::IoError));
-        let clear = m.send_command(0, CommandCode::ClearError.code(), 0, now).unwrap();
-        m.handle_completion(0, clear, ERROR_SUCCESS, 0, 0, now).unwrap();
+        assert_eq!(m.send_command(0, WRITE, 512, || now), Err(VdError::IoError));
+        let clear = m.send_command(0, CommandCode::ClearError.code(), 0, || now).unwrap();
+        m.handle_completion(0, clear, ERROR_SUCCESS, 0, 0, || now).unwrap();
         assert_eq!(m.device_state(0), Some(ServerDeviceState::Active));
-        assert!(m.send_command(0, WRITE, 512, now).is_ok());
+        assert!(m.send_command(0, WRITE, 512, || now).is_ok());
     }
 
     #[test]
     fn misbehaving_completions_are_reported() {
         let mut m = machine_in(ServerState::Active, 1);
         let now = Instant::now();
-        let id = m.send_command(0, WRITE, 512, now).unwrap();
+        let id = m.send_command(0, WRITE, 512, || now).unwrap();
         assert!(matches!(
-            m.handle_completion(0, id + 5, 0, 0, 0, now),
+            m.handle_completion(0, id + 5, 0, 0, 0, || now),
             Err(PeerMisbehaved::UnknownCompletion { .. })
         ));
         assert!(matches!(
-            m.handle_completion(3, id, 0, 0, 0, now),
+            m.handle_completion(3, id, 0, 0, 0, || now),
             Err(PeerMisbehaved::BadDeviceIndex { .. })
         ));
         assert!(matches!(
-            m.handle_completion(0, id, 0, 513, 0, now),
+            m.handle_completion(0, id, 0, 513, 0, || now),
             Err(PeerMisbehaved::BytesExceedSize { .. })
         ));
     }
@@ -694,15 +719,15 @@ mod tests {
     fn premature_close_is_protocol_and_aborts_outstanding() {
         let mut m = machine_in(ServerState::Active, 1);
         let now = Instant::now();
-        let a = m.send_command(0, WRITE, 512, now).unwrap();
-        let b = m.send_command(0, WRITE, 512, now).unwrap();
+        let a = m.send_command(0, WRITE, 512, || now).unwrap();
+        let b = m.send_command(0, WRITE, 512, || now).unwrap();
         assert_eq!(m.close(), Err(VdError::Protocol));
         assert_eq!(m.state(), ServerState::Closed);
         let done = m.drain_completions();
         assert_eq!(done.iter().map(|c| c.id).collect::<Vec<_>>(), vec![a, b]);
         assert!(done.iter().all(|c| c.completion_code == ERROR_OPERATION_ABORTED));
         assert_eq!(
-            m.handle_completion(0, a, 0, 512, 0, now),
+            m.handle_completion(0, a, 0, 512, 0, || now),
             Ok(None),
             "late completion ignored"
         );
@@ -720,12 +745,12 @@ mod tests {
     fn abort_completes_outstanding_with_operation_aborted() {
         let mut m = machine_in(ServerState::Active, 1);
         let now = Instant::now();
-        let id = m.send_command(0, WRITE, 512, now).unwrap();
+        let id = m.send_command(0, WRITE, 512, || now).unwrap();
         m.handle_abort();
         let c = m.poll_completion(0).unwrap();
         assert_eq!((c.id, c.completion_code), (id, ERROR_OPERATION_ABORTED));
         assert_eq!(m.poll_completion(0), None);
-        assert_eq!(m.send_command(0, WRITE, 512, now), Err(VdError::Abort));
+        assert_eq!(m.send_command(0, WRITE, 512, || now), Err(VdError::Abort));
         assert_eq!(m.close_device(0), Err(VdError::Abort));
     }
 
@@ -735,23 +760,26 @@ mod tests {
     fn completions_racing_an_abort() {
         let now = Instant::now();
         let mut m = machine_in(ServerState::Active, 1);
-        let a = m.send_command(0, WRITE, 512, now).unwrap();
-        let b = m.send_command(0, WRITE, 512, now).unwrap();
+        let a = m.send_command(0, WRITE, 512, || now).unwrap();
+        let b = m.send_command(0, WRITE, 512, || now).unwrap();
         m.handle_abort();
-        let done = m.handle_completion(0, a, ERROR_SUCCESS, 512, 0, now).unwrap().unwrap();
+        let done = m
+            .handle_completion(0, a, ERROR_SUCCESS, 512, 0, || now)
+            .unwrap()
+            .unwrap();
         assert_eq!(done.completion_code, ERROR_SUCCESS);
         let failed = m.poll_completion(0).unwrap();
         assert_eq!((failed.id, failed.completion_code), (b, ERROR_OPERATION_ABORTED));
         assert_eq!(
-            m.handle_completion(0, b, ERROR_SUCCESS, 512, 0, now),
+            m.handle_completion(0, b, ERROR_SUCCESS, 512, 0, || now),
             Ok(None),
             "already failed"
         );
 
         let mut m = machine_in(ServerState::Active, 1);
-        let a = m.send_command(0, WRITE, 512, now).unwrap();
+        let a = m.send_command(0, WRITE, 512, || now).unwrap();
         m.signal_abort().unwrap();
-        assert_eq!(m.handle_completion(0, a, ERROR_SUCCESS, 512, 0, now), Ok(None));
+        assert_eq!(m.handle_completion(0, a, ERROR_SUCCESS, 512, 0, || now), Ok(None));
         assert_eq!(
             m.poll_completion(0).map(|c| c.completion_code),
             Some(ERROR_OPERATION_ABORTED)
@@ -764,13 +792,13 @@ mod tests {
         let mut m = machine_in(ServerState::Active, 1);
         let t0 = Instant::now();
         assert_eq!(m.poll_timeout(), None, "nothing pending");
-        let a = m.send_command(0, WRITE, 512, t0).unwrap();
-        m.send_command(0, WRITE, 512, t0).unwrap();
+        let a = m.send_command(0, WRITE, 512, || t0).unwrap();
+        m.send_command(0, WRITE, 512, || t0).unwrap();
         assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_millis(2000)));
         assert!(!m.handle_timeout(t0 + Duration::from_millis(1999)));
         // Progress restarts the clock.
         let t1 = t0 + Duration::from_millis(1500);
-        m.handle_completion(0, a, 0, 512, 0, t1).unwrap();
+        m.handle_completion(0, a, 0, 512, 0, || t1).unwrap();
         assert!(!m.handle_timeout(t0 + Duration::from_millis(2500)));
         assert!(m.handle_timeout(t1 + Duration::from_millis(2000)));
         assert_eq!(m.state(), ServerState::Abort);
@@ -788,9 +816,69 @@ mod tests {
         m.end_configuration().unwrap();
         m.open_device("d").unwrap();
         let t0 = Instant::now();
-        m.send_command(0, WRITE, 512, t0).unwrap();
+        m.send_command(0, WRITE, 512, || t0).unwrap();
         assert_eq!(m.poll_timeout(), None);
         assert!(!m.handle_timeout(t0 + Duration::from_secs(3600)));
+    }
+
+    /// Without serverTimeOut nothing needs the time, so the machine never asks for it: a
+    /// clock read per command was a measurable part of a round trip (issue 7).
+    #[test]
+    fn the_clock_is_read_only_for_server_timeout() {
+        let no_clock = || -> Instant { panic!("clock read without serverTimeOut") };
+        let mut m = ServerMachine::new(4);
+        m.open(VDConfig::request(1, 0)).unwrap();
+        m.begin_configuration(params()).unwrap();
+        m.end_configuration().unwrap();
+        m.open_device("d").unwrap();
+        let a = m.send_command(0, WRITE, 512, no_clock).unwrap();
+        let b = m.send_command(0, WRITE, 512, no_clock).unwrap();
+        m.handle_completion(0, a, 0, 512, 0, no_clock).unwrap();
+        m.handle_completion(0, b, 0, 512, 0, no_clock).unwrap();
+
+        let mut timed = machine_in(ServerState::Active, 1);
+        let reads = std::cell::Cell::new(0);
+        let clock = || {
+            reads.set(reads.get() + 1);
+            Instant::now()
+        };
+        let a = timed.send_command(0, WRITE, 512, clock).unwrap();
+        timed.send_command(0, WRITE, 512, clock).unwrap();
+        timed.handle_completion(0, a, 0, 512, 0, clock).unwrap();
+        assert_eq!(
+            reads.get(),
+            2,
+            "first send starts the interval, a completion with more pending restarts it"
+        );
+    }
+
+    /// Completions out of order find their command anywhere in the device's queue.
+    #[test]
+    fn completions_in_any_order() {
+        let mut m = machine_in(ServerState::Active, 2);
+        m.open_device("set1").unwrap();
+        let ids: Vec<u64> = (0..6)
+            .map(|i| m.send_command(i % 2, WRITE, 512, Instant::now).unwrap())
+            .collect();
+        assert_eq!(m.total_outstanding(), 6);
+        for &i in &[4usize, 0, 2] {
+            let done = m
+                .handle_completion(0, ids[i], 0, 512, 0, Instant::now)
+                .unwrap()
+                .unwrap();
+            assert_eq!(done.id, ids[i]);
+        }
+        assert_eq!(
+            m.handle_completion(0, ids[1], 0, 512, 0, Instant::now),
+            Err(PeerMisbehaved::UnknownCompletion { device: 0, id: ids[1] }),
+            "a device-1 command completed on device 0"
+        );
+        assert_eq!(m.outstanding(0), 0);
+        assert_eq!(m.total_outstanding(), 3);
+        assert!(m.signal_abort().is_ok());
+        let aborted: Vec<u64> = std::iter::from_fn(|| m.poll_completion(1)).map(|c| c.id).collect();
+        assert_eq!(aborted, vec![ids[1], ids[3], ids[5]], "aborted in id order");
+        assert_eq!(m.total_outstanding(), 0);
     }
 
     #[test]

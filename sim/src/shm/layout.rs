@@ -12,7 +12,7 @@ pub const HEADER_MAGIC: u64 = u64::from_le_bytes(*b"VDISIMHD");
 /// `b"VDISIMBA"`: the buffer-area segment.
 pub const BUFFER_MAGIC: u64 = u64::from_le_bytes(*b"VDISIMBA");
 /// Bumped whenever any structure here changes shape. 0 means "still initialising".
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 /// Slots per ring; a power of two so indices wrap with a mask.
 pub const RING_SLOTS: usize = 128;
 /// The most commands one device may have outstanding: one slot stays free for the close marker.
@@ -79,9 +79,12 @@ pub struct LivenessWords {
 #[repr(C, align(64))]
 pub struct Padded<T>(pub T);
 
-/// One command record (server → client): 32 bytes.
-#[repr(C)]
+/// One command record (server → client): one cache line, so the consumer's poll of `seq`
+/// brings the whole record with it.
+#[repr(C, align(64))]
 pub struct CommandSlot {
+    /// Server: the ring index of the record in this slot plus one, stored last (Release).
+    pub seq: AtomicU64,
     /// Server: the command id, strictly increasing per set.
     pub id: AtomicU64,
     /// Server: the VDC_* code, or [`CLOSE_MARKER`].
@@ -94,9 +97,11 @@ pub struct CommandSlot {
     pub buffer_offset: AtomicU64,
 }
 
-/// One completion record (client → server): 32 bytes.
-#[repr(C)]
+/// One completion record (client → server): one cache line, as [`CommandSlot`].
+#[repr(C, align(64))]
 pub struct CompletionSlot {
+    /// Client: the ring index of the record in this slot plus one, stored last (Release).
+    pub seq: AtomicU64,
     /// Client: the id of the completed command.
     pub id: AtomicU64,
     /// Client: the Win32 completion code.
@@ -189,9 +194,26 @@ pub struct BufferHeader {
     pub generation: AtomicU64,
 }
 
+/// A ring record: its sequence word is what the consumer polls.
+pub trait RingSlot {
+    fn seq(&self) -> &AtomicU64;
+}
+
+impl RingSlot for CommandSlot {
+    fn seq(&self) -> &AtomicU64 {
+        &self.seq
+    }
+}
+
+impl RingSlot for CompletionSlot {
+    fn seq(&self) -> &AtomicU64 {
+        &self.seq
+    }
+}
+
 // Pin the shapes: a change here must bump LAYOUT_VERSION.
-const _: () = assert!(size_of::<CommandSlot>() == 32);
-const _: () = assert!(size_of::<CompletionSlot>() == 32);
+const _: () = assert!(size_of::<CommandSlot>() == 64);
+const _: () = assert!(size_of::<CompletionSlot>() == 64);
 const _: () = assert!(size_of::<Ring<CommandSlot>>() % 64 == 0);
 const _: () = assert!(size_of::<BufferHeader>() <= BUFFER_AREA_OFFSET);
 const _: () = assert!(RING_SLOTS.is_power_of_two());

@@ -3,8 +3,14 @@
 //! Each side keeps its own ring index in process memory and only reads the peer's index from
 //! shared memory, validating it: a hostile or broken peer can make a ring look empty or full,
 //! or be reported as misbehaving, but never make us read outside the slot array.
+//!
+//! A record is published by its slot's `seq` word (the record's index plus one, stored last),
+//! not only by `tail`: the consumer polls the slot itself, so one cache line carries both the
+//! "ready" signal and the record across cores (issue 7: a round trip used to move the `tail`
+//! line and the slot line, and `head` for the producer, each direction). `tail` is still
+//! published, just before `seq`, and validated whenever the slot is not ready.
 
-use super::layout::{Ring, RING_SLOTS};
+use super::layout::{Ring, RingSlot, RING_SLOTS};
 use super::platform;
 use crate::protocol::PeerMisbehaved;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,6 +22,10 @@ const MASK: u64 = RING_SLOTS as u64 - 1;
 #[derive(Debug)]
 pub struct Producer {
     tail: u64,
+    /// The consumer's `head` as last read. Slots before it are free for good, so `push` reads
+    /// the shared `head` (a cache line the consumer keeps writing) only when this view says
+    /// the ring is full: one cross-core transfer less per record (issue 7).
+    head_seen: u64,
 }
 
 /// The consumer's private view of a ring.
@@ -27,22 +37,60 @@ pub struct Consumer {
 impl Producer {
     /// Starts producing at the ring's current tail (trusted once, at device open).
     pub fn attach<S>(ring: &Ring<S>) -> Producer {
+        let tail = ring.tail.0.load(Ordering::Acquire);
         Producer {
-            tail: ring.tail.0.load(Ordering::Acquire),
+            tail,
+            // "Full": the first push reads (and validates) the real head.
+            head_seen: tail.wrapping_sub(RING_SLOTS as u64),
         }
     }
 
     /// Publishes one record written by `fill` into the next free slot. `Ok(false)`: full.
-    pub fn push<S>(
+    pub fn push<S: RingSlot>(
         &mut self,
         ring: &Ring<S>,
         device: usize,
         name: &'static str,
         fill: impl FnOnce(&S),
     ) -> Result<bool, PeerMisbehaved> {
+        if self.tail.wrapping_sub(self.head_seen) >= RING_SLOTS as u64 {
+            // SYNC POINT: pairs with the consumer's Release store of `head`: it finished
+            // reading every slot before `head` before we refill one.
+            let head = ring.head.0.load(Ordering::Acquire);
+            let used = self.tail.wrapping_sub(head);
+            if used > RING_SLOTS as u64 {
+                return Err(PeerMisbehaved::RingIndex {
+                    device,
+                    ring: name,
+                    head,
+                    tail: self.tail,
+                    capacity: RING_SLOTS as u64,
+                });
+            }
+            self.head_seen = head;
+            if used == RING_SLOTS as u64 {
+                return Ok(false);
+            }
+        }
+        let slot = &ring.slots[(self.tail & MASK) as usize];
+        fill(slot);
+        self.tail = self.tail.wrapping_add(1);
+        // `tail` first: a consumer that sees `seq` must not then read an older `tail` than
+        // the records it took (it would look like a broken index; found by loom).
+        ring.tail.0.store(self.tail, Ordering::Release);
+        // SYNC POINT: the slot's fields (and `tail`) happen-before the consumer's Acquire
+        // load of `seq`.
+        slot.seq().store(self.tail, Ordering::Release);
+        notify(&ring.wake.0, &ring.waiters);
+        Ok(true)
+    }
+
+    /// Reads and validates the consumer's index (which `push` reads only when its view says
+    /// the ring is full): the waits call this once per slice, so a consumer that broke its
+    /// index is reported within a slice even while the ring never fills.
+    pub fn check_head<S>(&mut self, ring: &Ring<S>, device: usize, name: &'static str) -> Result<(), PeerMisbehaved> {
         let head = ring.head.0.load(Ordering::Acquire);
-        let used = self.tail.wrapping_sub(head);
-        if used > RING_SLOTS as u64 {
+        if self.tail.wrapping_sub(head) > RING_SLOTS as u64 {
             return Err(PeerMisbehaved::RingIndex {
                 device,
                 ring: name,
@@ -51,15 +99,8 @@ impl Producer {
                 capacity: RING_SLOTS as u64,
             });
         }
-        if used == RING_SLOTS as u64 {
-            return Ok(false);
-        }
-        fill(&ring.slots[(self.tail & MASK) as usize]);
-        self.tail = self.tail.wrapping_add(1);
-        // SYNC POINT: the slot's fields happen-before the consumer's Acquire load of `tail`.
-        ring.tail.0.store(self.tail, Ordering::Release);
-        notify(&ring.wake.0, &ring.waiters);
-        Ok(true)
+        self.head_seen = head;
+        Ok(())
     }
 }
 
@@ -89,21 +130,21 @@ impl Consumer {
     }
 
     /// Takes the next record through `read`, if there is one.
-    pub fn pop<S, R>(
-        &mut self,
-        ring: &Ring<S>,
-        device: usize,
-        name: &'static str,
-        read: impl FnOnce(&S) -> R,
-    ) -> Result<Option<R>, PeerMisbehaved> {
-        if !self.has_next(ring, device, name)? {
-            return Ok(None);
+    pub fn pop<S: RingSlot, R>(&mut self, ring: &Ring<S>, read: impl FnOnce(&S) -> R) -> Option<R> {
+        let slot = &ring.slots[(self.head & MASK) as usize];
+        let ready = self.head.wrapping_add(1);
+        // SYNC POINT: pairs with the producer's Release store of the slot's `seq`.
+        if slot.seq().load(Ordering::Acquire) != ready {
+            // Not published (yet). `tail` is not read here: its line would then bounce
+            // between the cores on every poll. The waits validate it once per slice
+            // ([`Consumer::has_next`]).
+            return None;
         }
-        let record = read(&ring.slots[(self.head & MASK) as usize]);
+        let record = read(slot);
         self.head = self.head.wrapping_add(1);
         // Frees the slot for the producer; the record was copied out above.
         ring.head.0.store(self.head, Ordering::Release);
-        Ok(Some(record))
+        Some(record)
     }
 }
 
@@ -213,18 +254,50 @@ fn record_wait(word: usize, short: bool) {
     })
 }
 
-/// Waits until `poll` returns `Some`, an error, or `deadline` passes (`Ok(None)`).
+/// How long a wait may last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// No end (VDI's INFINITE); the wait still re-checks every slice.
+    Never,
+    /// Until this instant.
+    At(Instant),
+    /// This long from the start of the wait. The start is taken at the wait's first clock
+    /// read, a few polls in: a wait that ends within those polls (a round trip with a
+    /// running peer) reads no clock at all (issue 7).
+    After(Duration),
+}
+
+impl Timeout {
+    /// A VDI timeout argument in milliseconds; [`crate::vdi::INFINITE`] is no end.
+    pub fn from_ms(timeout_ms: u32) -> Timeout {
+        if timeout_ms == crate::vdi::INFINITE {
+            Timeout::Never
+        } else {
+            Timeout::After(Duration::from_millis(u64::from(timeout_ms)))
+        }
+    }
+
+    fn deadline(self, start: Instant) -> Option<Instant> {
+        match self {
+            Timeout::Never => None,
+            Timeout::At(d) => Some(d),
+            Timeout::After(d) => Some(start + d),
+        }
+    }
+}
+
+/// Waits until `poll` returns `Some`, an error, or the timeout passes (`Ok(None)`).
 ///
 /// Spins first, for an adaptive time: up to [`MAX_SPIN`] (busy polls, then polls between
 /// yields) while at least half of this thread's recent waits on `wake` ended that fast, else
 /// [`MIN_SPIN`] (with a full-length probe every `PROBE_EVERY` waits). Then
 /// blocks on `wake` in slices of at most [`SLICE`]; a blocked waiter uses no CPU. `poll` gets
 /// [`Check::Full`] at most once per slice of waiting and when the deadline passes, else
-/// [`Check::Fast`]. `deadline = None` waits without end but still re-checks every slice.
+/// [`Check::Fast`]. [`Timeout::Never`] waits without end but still re-checks every slice.
 pub fn wait_for<T, E>(
     wake: &AtomicU32,
     waiters: Option<&AtomicU32>,
-    deadline: Option<Instant>,
+    timeout: Timeout,
     mut poll: impl FnMut(Check) -> Result<Option<T>, E>,
 ) -> Result<Option<T>, E> {
     if let Some(v) = poll(Check::Fast)? {
@@ -238,8 +311,11 @@ pub fn wait_for<T, E>(
     let budget = spin_budget(word);
     let mut polls = 0u32;
     let mut started: Option<Instant> = None;
+    let mut deadline = None;
     let start = if budget.is_zero() {
-        Instant::now()
+        let now = Instant::now();
+        deadline = timeout.deadline(now);
+        now
     } else {
         // Busy polls for the first quarter of the budget, then polls between yields: on an
         // idle machine a yield returns at once, on a loaded one it lets a peer queued on this
@@ -264,7 +340,10 @@ pub fn wait_for<T, E>(
             polls = polls.wrapping_add(1);
             if yielding || polls % CLOCK_EVERY == 0 {
                 let now = Instant::now();
-                let start = *started.get_or_insert(now);
+                let start = *started.get_or_insert_with(|| {
+                    deadline = timeout.deadline(now);
+                    now
+                });
                 if deadline.is_some_and(|d| now >= d) {
                     let got = poll(Check::Full);
                     record_wait(word, false);
@@ -321,15 +400,6 @@ pub fn wait_for<T, E>(
     }
 }
 
-/// A deadline from a VDI millisecond timeout: `INFINITE` is none.
-pub fn deadline_after(timeout_ms: u32) -> Option<Instant> {
-    if timeout_ms == crate::vdi::INFINITE {
-        None
-    } else {
-        Some(Instant::now() + Duration::from_millis(u64::from(timeout_ms)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::layout::CommandSlot;
@@ -351,9 +421,9 @@ mod tests {
         }
         assert!(!p.push(&r, 0, "cmd", |_| ()).unwrap(), "full");
         for i in 0..RING_SLOTS as u64 {
-            assert_eq!(c.pop(&r, 0, "cmd", |s| s.id.load(Ordering::Relaxed)).unwrap(), Some(i));
+            assert_eq!(c.pop(&r, |s| s.id.load(Ordering::Relaxed)), Some(i));
         }
-        assert_eq!(c.pop(&r, 0, "cmd", |_| ()).unwrap(), None);
+        assert_eq!(c.pop(&r, |_| ()), None);
     }
 
     #[test]
@@ -361,15 +431,53 @@ mod tests {
         let r = ring();
         let mut c = Consumer::attach(&*r);
         r.tail.0.store(RING_SLOTS as u64 + 1, Ordering::SeqCst);
+        assert_eq!(
+            c.pop(&r, |_| ()),
+            None,
+            "a slot is taken only when its seq publishes it"
+        );
         assert!(matches!(
-            c.pop(&r, 3, "cmd", |_| ()),
+            c.has_next(&r, 3, "cmd"),
             Err(PeerMisbehaved::RingIndex { device: 3, .. })
         ));
         r.tail.0.store(u64::MAX, Ordering::SeqCst);
-        assert!(c.pop(&r, 3, "cmd", |_| ()).is_err());
+        assert!(c.has_next(&r, 3, "cmd").is_err());
         let mut p = Producer::attach(&*r);
         r.head.0.store(p.tail.wrapping_add(5), Ordering::SeqCst);
         assert!(p.push(&r, 3, "cmd", |_| ()).is_err());
+    }
+
+    /// The producer reads `head` only when its cached view is full: records keep flowing
+    /// across many wraps, and a head a hostile consumer breaks later is still reported, at
+    /// the latest one ring's worth of records on (before any slot it has not freed is used),
+    /// or by the waits' per-slice `check_head`.
+    #[test]
+    fn cached_head_wraps_and_still_catches_a_broken_head() {
+        let r = ring();
+        let (mut p, mut c) = (Producer::attach(&*r), Consumer::attach(&*r));
+        for i in 0..3 * RING_SLOTS as u64 + 5 {
+            assert!(p.push(&r, 0, "cmd", |s| s.id.store(i, Ordering::Relaxed)).unwrap());
+            assert_eq!(c.pop(&r, |s| s.id.load(Ordering::Relaxed)), Some(i));
+        }
+        r.head.0.store(u64::MAX / 2, Ordering::SeqCst);
+        let pushed_before_error = (0..=RING_SLOTS)
+            .take_while(|_| p.push(&r, 0, "cmd", |_| ()).is_ok())
+            .count();
+        assert!(
+            pushed_before_error <= RING_SLOTS,
+            "never more than a ring's worth past the last good head"
+        );
+        assert!(
+            p.push(&r, 0, "cmd", |_| ()).is_err(),
+            "reported, and again on the next push"
+        );
+        // And at once by the per-slice check.
+        let mut p = Producer::attach(&*r);
+        r.head.0.store(p.tail, Ordering::SeqCst);
+        assert!(p.push(&r, 0, "cmd", |_| ()).unwrap());
+        assert!(p.check_head(&r, 0, "cmd").is_ok());
+        r.head.0.store(u64::MAX / 2, Ordering::SeqCst);
+        assert!(p.check_head(&r, 0, "cmd").is_err());
     }
 
     #[test]
@@ -400,7 +508,7 @@ mod tests {
         let wake = AtomicU32::new(0);
         let (mut full, mut fast) = (0u32, 0u32);
         let t = Instant::now();
-        let r: Result<Option<()>, ()> = wait_for(&wake, None, Some(t + SLICE * 2 + SLICE / 2), |c| {
+        let r: Result<Option<()>, ()> = wait_for(&wake, None, Timeout::At(t + SLICE * 2 + SLICE / 2), |c| {
             match c {
                 Check::Full => full += 1,
                 Check::Fast => fast += 1,
@@ -419,7 +527,9 @@ mod tests {
         let waiters = AtomicU32::new(0);
         let t = Instant::now();
         let r: Result<Option<()>, ()> =
-            wait_for(&wake, Some(&waiters), Some(t + Duration::from_millis(60)), |_| Ok(None));
+            wait_for(&wake, Some(&waiters), Timeout::After(Duration::from_millis(60)), |_| {
+                Ok(None)
+            });
         assert_eq!(r, Ok(None));
         assert!(t.elapsed() >= Duration::from_millis(60));
         assert_eq!(waiters.load(Ordering::SeqCst), 0);
@@ -433,7 +543,7 @@ mod tests {
             v2.store(7, Ordering::SeqCst);
             notify(&w2, &n2);
         });
-        let got: Result<Option<u64>, ()> = wait_for(&wake, Some(&waiters), None, |_| {
+        let got: Result<Option<u64>, ()> = wait_for(&wake, Some(&waiters), Timeout::Never, |_| {
             Ok(match value.load(Ordering::SeqCst) {
                 0 => None,
                 v => Some(v),
