@@ -310,6 +310,46 @@ fn round_trip(c: &mut Criterion) {
     g.finish();
 }
 
+/// The bare two-process ring of `slots` x 1 MiB doing the stream's copies (`stream/ring`).
+fn bare_ring(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    slots: usize,
+    total: u64,
+    src: &[u8],
+) {
+    let name = unique_name("ring");
+    let region = must(Region::create(&name, slots * CHUNK), "segment");
+    let mut peer = must(
+        Peer::spawn(PEER, &["ring-sink", &name, &slots.to_string()]),
+        "spawn ring-sink",
+    );
+    must(peer.expect("READY", STARTUP), "ring-sink ready");
+    let (head, tail, stop) = (region.word(0), region.word(1), region.word(2));
+    let mut t_idx = 0u64;
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let chunks = total / CHUNK as u64;
+            let t = Instant::now();
+            for _ in 0..iters * chunks {
+                let free = spin_until(Instant::now() + STARTUP, || {
+                    t_idx - head.load(Ordering::Acquire) < slots as u64
+                });
+                assert!(free, "ring-sink stopped consuming");
+                region.write((t_idx as usize % slots) * CHUNK, src);
+                t_idx += 1;
+                tail.store(t_idx, Ordering::Release);
+            }
+            let drained = spin_until(Instant::now() + STARTUP, || head.load(Ordering::Acquire) == t_idx);
+            assert!(drained, "ring-sink stopped consuming");
+            t.elapsed()
+        })
+    });
+    stop.store(1, Ordering::Release);
+    must(peer.finish(STARTUP), "ring-sink exit");
+    drop(region);
+}
+
 fn stream(c: &mut Criterion) {
     let total = stream_bytes();
     let src = source_chunk();
@@ -331,34 +371,7 @@ fn stream(c: &mut Criterion) {
     });
     one.finish();
 
-    let slots = STREAM_BUFFERS as usize;
-    let name = unique_name("ring");
-    let region = must(Region::create(&name, slots * CHUNK), "segment");
-    let mut peer = must(Peer::spawn(PEER, &["ring-sink", &name]), "spawn ring-sink");
-    must(peer.expect("READY", STARTUP), "ring-sink ready");
-    let (head, tail, stop) = (region.word(0), region.word(1), region.word(2));
-    let mut t_idx = 0u64;
-    g.bench_function("ring", |b| {
-        b.iter_custom(|iters| {
-            let chunks = total / CHUNK as u64;
-            let t = Instant::now();
-            for _ in 0..iters * chunks {
-                let free = spin_until(Instant::now() + STARTUP, || {
-                    t_idx - head.load(Ordering::Acquire) < slots as u64
-                });
-                assert!(free, "ring-sink stopped consuming");
-                region.write((t_idx as usize % slots) * CHUNK, &src);
-                t_idx += 1;
-                tail.store(t_idx, Ordering::Release);
-            }
-            let drained = spin_until(Instant::now() + STARTUP, || head.load(Ordering::Acquire) == t_idx);
-            assert!(drained, "ring-sink stopped consuming");
-            t.elapsed()
-        })
-    });
-    stop.store(1, Ordering::Release);
-    must(peer.finish(STARTUP), "ring-sink exit");
-    drop(region);
+    bare_ring(&mut g, "ring", STREAM_BUFFERS as usize, total, &src);
 
     #[cfg(unix)]
     {
@@ -401,6 +414,9 @@ fn stream(c: &mut Criterion) {
         })
     });
     many.finish();
+    // Diagnostic, not a target: the bare ring with as many 1 MiB slots as the 64-device run
+    // has buffers. Its ratio to `ring` is what the larger working set alone costs.
+    bare_ring(&mut g, "ring_64slots", SCALE_BUFFERS as usize, total, &src);
     g.finish();
 }
 

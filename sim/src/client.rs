@@ -480,7 +480,6 @@ impl ClientSet {
 
     fn get_command(self: &Arc<Self>, index: usize, timeout_ms: u32) -> VdResult<Command> {
         self.check(Check::Fast)?;
-        lock(&self.machine).check_get_command(index)?;
         let mut guard = self.readers[index].try_lock().map_err(|_| VdError::Busy)?;
         let io = guard.as_mut().ok_or(VdError::Protocol)?;
         let slot = &self.header.header().devices[index];
@@ -488,6 +487,9 @@ impl ClientSet {
             Command(Record),
             Close,
         }
+        // §1.5's checks of this call run with the first command taken (accept_incoming), or
+        // before the first real wait: a command that is already there costs one lock.
+        let mut checked = false;
         let got = ring::wait_for(
             &slot.commands.wake.0,
             Some(&slot.commands.waiters),
@@ -495,7 +497,7 @@ impl ClientSet {
             |c| -> VdResult<Option<Got>> {
                 self.check(c)?;
                 if let Some(held) = io.held_clear {
-                    if lock(&self.machine).accept_incoming(index, held.id, held.code) == Incoming::Deliver {
+                    if lock(&self.machine).accept_incoming(index, held.id, held.code)? == Incoming::Deliver {
                         io.held_clear = None;
                         return Ok(Some(Got::Command(held)));
                     }
@@ -511,9 +513,12 @@ impl ClientSet {
                         position: s.position.load(Ordering::Relaxed),
                         buffer_offset: s.buffer_offset.load(Ordering::Relaxed),
                     });
-                    let r = match popped {
-                        Some(r) => r,
-                        None if c == Check::Full => {
+                    let Some(r) = popped else {
+                        if !checked {
+                            lock(&self.machine).check_get_command(index)?;
+                            checked = true;
+                        }
+                        if c == Check::Full {
                             // A normal server Close comes after every device's close marker, so
                             // a closed server with this ring empty sends nothing more: end an
                             // otherwise unbounded (INFINITE) wait. Phase first, ring second:
@@ -535,15 +540,14 @@ impl ClientSet {
                                 self.publish_abort(abort_reason::PEER_MISBEHAVED);
                                 return Err(VdError::Abort);
                             }
-                            return Ok(None);
                         }
-                        None => return Ok(None),
+                        return Ok(None);
                     };
                     if r.code == CLOSE_MARKER {
                         return Ok(Some(Got::Close));
                     }
                     self.validate(index, io, &r).map_err(|e| self.misbehaved(e))?;
-                    let class = lock(&self.machine).accept_incoming(index, r.id, r.code);
+                    let class = lock(&self.machine).accept_incoming(index, r.id, r.code)?;
                     match class {
                         Incoming::Deliver => return Ok(Some(Got::Command(r))),
                         Incoming::Hold => io.held_clear = Some(r),
@@ -556,7 +560,11 @@ impl ClientSet {
         )?;
         match got {
             None => Err(VdError::Timeout),
-            Some(Got::Close) => Err(lock(&self.machine).close_delivered(index)),
+            Some(Got::Close) => {
+                let mut machine = lock(&self.machine);
+                machine.check_get_command(index)?;
+                Err(machine.close_delivered(index))
+            }
             Some(Got::Command(r)) => {
                 let buffer = if r.buffer_offset == NO_BUFFER {
                     std::ptr::null_mut()

@@ -445,7 +445,7 @@ impl ServerSet {
         Ok(())
     }
 
-    fn send_command(&self, index: usize, cmd: ServerCommand) -> Result<u64, Rejected> {
+    fn send_command(&self, index: usize, mut cmd: ServerCommand) -> Result<u64, Rejected> {
         let reject = |error: VdError, command: ServerCommand| Rejected {
             error,
             completion_code: send_error_completion(error),
@@ -462,17 +462,25 @@ impl ServerSet {
         if !buffer_ok || cmd.code == 0 || cmd.code == CLOSE_MARKER {
             return Err(reject(VdError::Invalid, cmd));
         }
+        let offset = cmd.buffer.as_ref().map_or(NO_BUFFER, |b| b.offset);
         let mut io_guard = lock(&self.io[index]);
         let Some(io) = io_guard.as_mut() else {
             return Err(reject(VdError::Protocol, cmd));
         };
-        // One critical section: the id, the record and the parked buffer go together.
-        let mut core = lock(&self.core);
-        let id = match core.machine.send_command(index, cmd.code, cmd.size, Instant::now) {
-            Ok(id) => id,
-            Err(e) => return Err(reject(e, cmd)),
+        // One critical section for the id and the parked buffer (parked before the record
+        // is out: its completion can come back at once). The push stays outside the
+        // set-wide lock: its wake-up may be a system call, and other devices' threads wait.
+        let id = {
+            let mut core = lock(&self.core);
+            let id = match core.machine.send_command(index, cmd.code, cmd.size, Instant::now) {
+                Ok(id) => id,
+                Err(e) => return Err(reject(e, cmd)),
+            };
+            if let Some(b) = cmd.buffer.take() {
+                core.lent[index].push_back((id, b));
+            }
+            id
         };
-        let offset = cmd.buffer.as_ref().map_or(NO_BUFFER, |b| b.offset);
         let slot = &self.header.header().devices[index];
         let pushed = io.commands.push(&slot.commands, index, "command", |s| {
             s.id.store(id, Ordering::Relaxed);
@@ -482,16 +490,11 @@ impl ServerSet {
             s.buffer_offset.store(offset, Ordering::Relaxed);
         });
         match pushed {
-            Ok(true) => {
-                if let Some(b) = cmd.buffer {
-                    core.lent[index].push_back((id, b));
-                }
-                Ok(id)
-            }
+            Ok(true) => Ok(id),
             // Outstanding commands never exceed the ring, so a full ring means a broken head.
             Ok(false) | Err(_) => {
-                drop(core);
                 drop(io_guard);
+                cmd.buffer = lock(&self.core).take_lent(index, id);
                 let e = pushed.err().unwrap_or(PeerMisbehaved::RingIndex {
                     device: index,
                     ring: "command",
@@ -588,11 +591,14 @@ impl ServerSet {
 impl Core {
     /// The completion with the buffer its command lent, if it had one.
     fn deliver(&mut self, c: Completion) -> ServerCompletion {
-        let buffer = self.lent.get_mut(c.device).and_then(|lent| {
-            let i = lent.iter().position(|(id, _)| *id == c.id)?;
-            lent.remove(i).map(|(_, b)| b)
-        });
+        let buffer = self.take_lent(c.device, c.id);
         ServerCompletion { completion: c, buffer }
+    }
+
+    fn take_lent(&mut self, device: usize, id: u64) -> Option<ServerBuffer> {
+        let lent = self.lent.get_mut(device)?;
+        let i = lent.iter().position(|(lent_id, _)| *lent_id == id)?;
+        lent.remove(i).map(|(_, b)| b)
     }
 }
 

@@ -4,7 +4,7 @@
 //! Modes:
 //! - `spin-pong <segment>`: answers each odd value of word 0 with the next even one (spin).
 //! - `unix-pong <socket>`: echoes 24-byte messages.
-//! - `ring-sink <segment>`: consumes the bare ring of [`STREAM_BUFFERS`] x 1 MiB slots, copying
+//! - `ring-sink <segment> [slots]`: consumes the bare ring of `slots` (default [`STREAM_BUFFERS`]) x 1 MiB slots, copying
 //!   each slot into a reused buffer, until word 2 is set.
 //! - `unix-sink <socket>`: reads `u64 length` + that many bytes into a reused 1 MiB buffer, then
 //!   acknowledges with one byte; length 0 ends.
@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         "spin-pong" => spin_pong(arg(1)),
         #[cfg(unix)]
         "unix-pong" => unix_pong(arg(1)),
-        "ring-sink" => ring_sink(arg(1)),
+        "ring-sink" => ring_sink(arg(1), arg(2).parse().unwrap_or(STREAM_BUFFERS as usize)),
         #[cfg(unix)]
         "unix-sink" => unix_sink(arg(1)),
         // The socket baselines need Unix domain sockets (the ipc bench is Unix only).
@@ -111,8 +111,7 @@ fn unix_pong(path: &str) -> Result<(), String> {
 }
 
 /// Word 0: head (consumer), word 1: tail (producer), word 2: stop.
-fn ring_sink(name: &str) -> Result<(), String> {
-    let slots = STREAM_BUFFERS as usize;
+fn ring_sink(name: &str, slots: usize) -> Result<(), String> {
     let region = Region::open(name, slots * CHUNK)?;
     let (head, tail, stop) = (region.word(0), region.word(1), region.word(2));
     let mut dst = vec![0u8; CHUNK];

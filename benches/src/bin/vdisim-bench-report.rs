@@ -21,13 +21,13 @@ fn main() -> ExitCode {
     let home = std::env::args_os().nth(1).map_or_else(criterion_home, PathBuf::from);
     let t = |g: &str, f: &str| criterion_median_ns(&home, g, f);
     // The medians behind the ratios, for the record (same run).
-    for f in ["vdi", "spin", "unix"] {
+    for f in ["vdi", "spin", "unix", "vdi_one_thread"] {
         if let Ok(ns) = t("round_trip", f) {
             println!("median round_trip/{f}: {:.3} us", ns / 1e3);
         }
     }
     let bytes = stream_bytes_of(&home);
-    for f in ["vdi_1dev", "ring", "unix", "vdi_64dev"] {
+    for f in ["vdi_1dev", "ring", "unix", "vdi_64dev", "ring_64slots"] {
         if let (Ok(ns), Some(b)) = (t("stream", f), bytes) {
             println!(
                 "median stream/{f}: {:.1} ms per {} MiB = {:.3} GiB/s",
@@ -61,6 +61,20 @@ fn main() -> ExitCode {
         "devices64_vs_1",
         ratio(t("stream", "vdi_1dev"), t("stream", "vdi_64dev")),
     );
+    // Context for devices64_vs_1 (diagnostics, no targets): what 64 MiB of buffers instead of
+    // 4 MiB costs a bare ring with the same copies, and the 64-device stream against that ring.
+    // A missing diagnostic does not fail the report.
+    for (name, a, b) in [
+        ("diag_ring64_vs_ring4", "ring", "ring_64slots"),
+        ("diag_devices64_vs_ring64", "ring_64slots", "vdi_64dev"),
+    ] {
+        if let Ok(v) = ratio(t("stream", a), t("stream", b)) {
+            println!("{name}={v:.3}");
+        }
+    }
+    if let Ok(v) = ratio(t("round_trip", "vdi_one_thread"), t("round_trip", "vdi")) {
+        println!("diag_round_trip_software_share={v:.3}");
+    }
     let idle = std::fs::read_to_string(idle_result_path(&home))
         .map_err(|e| e.to_string())
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).map_err(|e| e.to_string()))

@@ -246,14 +246,17 @@ impl ClientMachine {
         }
     }
 
+    /// GetCommand took command `id` from the ring: [`ClientMachine::check_get_command`], then
     /// [`ClientMachine::classify_incoming`], and on [`Incoming::Deliver`] also
-    /// [`ClientMachine::command_delivered`]: one call (one lock in the transport) per command.
-    pub fn accept_incoming(&mut self, index: usize, id: u64, code: u32) -> Incoming {
+    /// [`ClientMachine::command_delivered`]: one call (one lock in the transport) per command,
+    /// so a GetCommand that finds its command at once locks once (issue 7).
+    pub fn accept_incoming(&mut self, index: usize, id: u64, code: u32) -> VdResult<Incoming> {
+        self.check_get_command(index)?;
         let class = self.classify_incoming(index, code);
         if class == Incoming::Deliver {
             self.command_delivered(index, id, code);
         }
-        class
+        Ok(class)
     }
 
     /// GetCommand delivered command `id` to the caller.
@@ -538,11 +541,16 @@ mod tests {
         let clear = CommandCode::ClearError.code();
         assert_eq!(m.classify_incoming(0, write), Incoming::AutoFail);
         assert_eq!(m.classify_incoming(0, clear), Incoming::Hold, "8 is outstanding");
-        assert_eq!(m.accept_incoming(0, 9, clear), Incoming::Hold);
+        assert_eq!(m.accept_incoming(0, 9, clear), Ok(Incoming::Hold));
         assert_eq!(m.outstanding(0), 1, "a held command is not delivered");
         m.complete_command(0, 8, ERROR_SUCCESS).unwrap();
-        assert_eq!(m.accept_incoming(0, 9, clear), Incoming::Deliver);
+        assert_eq!(m.accept_incoming(0, 9, clear), Ok(Incoming::Deliver));
         assert_eq!(m.outstanding(0), 1, "9 is delivered");
+        assert_eq!(
+            m.accept_incoming(3, 10, write),
+            Err(VdError::Protocol),
+            "device 3 is not open"
+        );
         m.complete_command(0, 9, ERROR_SUCCESS).unwrap();
         assert_eq!(m.classify_incoming(0, write), Incoming::Deliver);
     }

@@ -171,10 +171,11 @@ pub const SLICE: Duration = Duration::from_millis(50);
 /// round trip with a live peer never pays for one (issue 7: round trip <= 3x a bare spin).
 pub const MAX_SPIN: Duration = Duration::from_micros(20);
 /// Spin used while recent waits were long (a busy peer, more device threads than cores):
-/// short, as spinning then mostly steals the CPU the peer needs, but not zero: it still catches
-/// the answer of a running peer, which is what lets two peers that both fell back to blocking
-/// (each then waiting for the other's wake-up, a "long" wait) return to spinning.
-pub const MIN_SPIN: Duration = Duration::from_micros(4);
+/// none, as spinning then only steals the CPU the peer needs (issue 7: the 64-device stream,
+/// 128 threads on 2 cores, lost about 4 % to a 4 us floor). Two peers that both fell back to
+/// blocking still return to spinning: a wait that a running peer ends by its wake-up within
+/// [`MAX_SPIN`] counts as short, and every `PROBE_EVERY`-th wait spins in full.
+pub const MIN_SPIN: Duration = Duration::ZERO;
 /// While spinning is off, every PROBE_EVERY-th wait spins [`MAX_SPIN`] anyway, to notice
 /// that waits became short again.
 const PROBE_EVERY: u8 = 16;
