@@ -13,6 +13,9 @@
 #   VDISIM_BENCH_SUITE_RUNS   conformance suite runs (default 3)
 #   VDISIM_BENCH_RT=1         run the measurements under `chrt -f 1` (root only): shields them
 #                             from other load on a shared machine; say so when quoting figures
+#   VDISIM_BENCH_SHM_HUGE=1   remount /dev/shm with huge=advise for the run (root only; put back
+#                             as it was at the end): vdisim asks for transparent huge pages on
+#                             its buffer areas, which a default tmpfs mount refuses; say so too
 #   VDISIM_BENCH_OUT          where criterion writes (default: a fresh temporary directory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,12 +30,22 @@ if [ "${VDISIM_BENCH_RT:-0}" = 1 ]; then
     run=(chrt -f 1)
 fi
 
+if [ "${VDISIM_BENCH_SHM_HUGE:-0}" = 1 ]; then
+    shm_opts=$(findmnt -n -o OPTIONS /dev/shm)
+    case ",$shm_opts," in
+        *,huge=*) shm_huge=$(echo ",$shm_opts," | sed 's/.*,huge=\([a-z_]*\),.*/\1/') ;;
+        *) shm_huge=never ;;
+    esac
+    mount -o remount,huge=advise /dev/shm
+    trap 'mount -o remount,huge=$shm_huge /dev/shm' EXIT
+fi
+
 # Build first, at normal priority, so only measurements run under `run`.
 cargo bench -p vdisim-benches --no-run
 cargo build --release -q -p vdisim-benches --bin vdisim-bench-report
 
 echo "== vdisim benchmarks: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
-    "scheduling: ${run[*]:-default}, results in $out"
+    "scheduling: ${run[*]:-default}, /dev/shm: $(findmnt -n -o OPTIONS /dev/shm), results in $out"
 "${run[@]}" cargo bench -p vdisim-benches --bench ipc -- \
     --warm-up-time "$warmup" --measurement-time "$measure" --noplot
 "${run[@]}" cargo bench -p vdisim-benches --bench idle

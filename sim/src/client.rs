@@ -13,7 +13,7 @@ use crate::shm::ring::{self, Check, Consumer, Producer, Timeout};
 use crate::shm::{self, BufferMapping, HeaderMapping};
 use crate::vdi::{completion, CommandCode, VDConfig, VdError, VdResult};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long OpenDevice waits for the server to publish a device name before answering
@@ -69,24 +69,44 @@ struct Record {
     buffer_offset: u64,
 }
 
+/// The protocol machine and the completion-ring producers under one lock, so CompleteCommand
+/// takes one lock (issue 7). The command-ring consumers have their own per-device locks:
+/// GetCommand holds one for its whole wait.
+struct ClientCore {
+    machine: ClientMachine,
+    /// Per device: the completion-ring producer, `None` until the device is opened.
+    writers: Vec<Option<Producer>>,
+}
+
+impl std::ops::Deref for ClientCore {
+    type Target = ClientMachine;
+    fn deref(&self) -> &ClientMachine {
+        &self.machine
+    }
+}
+
+impl std::ops::DerefMut for ClientCore {
+    fn deref_mut(&mut self) -> &mut ClientMachine {
+        &mut self.machine
+    }
+}
+
 pub(crate) struct ClientSet {
     instance: String,
     name: String,
     primary: bool,
     header: HeaderMapping,
     buffers: OnceLock<BufferMapping>,
-    machine: Mutex<ClientMachine>,
+    core: Mutex<ClientCore>,
     /// Per device: the command-ring consumer (GetCommand).
     readers: Vec<Mutex<Option<DeviceIo>>>,
-    /// Per device: the completion-ring producer (CompleteCommand).
-    writers: Vec<Mutex<Option<Producer>>>,
     /// Why the set was aborted by this side's validation, for diagnostics.
     last_error: Mutex<Option<String>>,
     /// The highest `phase` seen: it must never go back (F8).
     phase_seen: AtomicU32,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic in another thread while holding the lock leaves consistent data here (every
     // critical section is a few plain updates), so recover instead of propagating.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -108,7 +128,7 @@ impl ClientVirtualDeviceSet {
 
     /// The set's protocol state (§1.5), DNE before CreateEx and after Close.
     pub fn state(&self) -> SetState {
-        self.inner.as_ref().map_or(SetState::Dne, |s| lock(&s.machine).state())
+        self.inner.as_ref().map_or(SetState::Dne, |s| lock(&s.core).state())
     }
 
     /// Why this side aborted the set, if it did so on its own (a dead or misbehaving peer).
@@ -162,7 +182,7 @@ impl ClientVirtualDeviceSet {
     /// SignalAbort (§1.2, §3.6).
     pub fn signal_abort(&self) -> VdResult<()> {
         let set = self.set()?;
-        lock(&set.machine).signal_abort()?;
+        lock(&set.core).machine.signal_abort()?;
         set.publish_abort(abort_reason::SIGNAL);
         Ok(())
     }
@@ -177,7 +197,7 @@ impl ClientVirtualDeviceSet {
         // Abort, where Close is NOERROR (§1.5), not VD_E_OPEN.
         let _ = set.check(Check::Fast);
         let (result, was_normal) = {
-            let mut m = lock(&set.machine);
+            let mut m = lock(&set.core);
             let normal = m.state() == SetState::NormTerm;
             (m.close(), normal)
         };
@@ -216,7 +236,7 @@ impl ClientVirtualDeviceSet {
         set.phase_seen.store(phase::CONFIGURED, Ordering::Relaxed);
         let answer = set.map_buffers()?;
         let names = set.published_names();
-        lock(&set.machine).open_secondary(answer, names)?;
+        lock(&set.core).machine.open_secondary(answer, names)?;
         self.inner = Some(Arc::new(set));
         Ok(())
     }
@@ -254,9 +274,11 @@ impl ClientSet {
             primary,
             header,
             buffers: OnceLock::new(),
-            machine: Mutex::new(machine),
+            core: Mutex::new(ClientCore {
+                machine,
+                writers: (0..MAX_DEVICES).map(|_| None).collect(),
+            }),
             readers: (0..MAX_DEVICES).map(|_| Mutex::new(None)).collect(),
-            writers: (0..MAX_DEVICES).map(|_| Mutex::new(None)).collect(),
             last_error: Mutex::new(None),
             phase_seen: AtomicU32::new(phase::WAITING),
         }
@@ -280,7 +302,7 @@ impl ClientSet {
         {
             h.abort_reason.store(reason, Ordering::Release);
         }
-        lock(&self.machine).handle_abort();
+        lock(&self.core).machine.handle_abort();
         ring::notify_all(&h.set_wake);
         for d in h.devices.iter() {
             ring::notify_all(&d.commands.wake.0);
@@ -298,7 +320,7 @@ impl ClientSet {
     fn check(&self, check: Check) -> VdResult<()> {
         let h = self.header.header();
         if h.abort.load(Ordering::Acquire) != abort_by::NONE {
-            lock(&self.machine).handle_abort();
+            lock(&self.core).machine.handle_abort();
             return Err(VdError::Abort);
         }
         if check == Check::Full {
@@ -333,7 +355,7 @@ impl ClientSet {
     fn map_buffers(&self) -> VdResult<VDConfig> {
         let h = self.header.header();
         let answer = crate::shm::layout::SetHeader::load_config(&h.answer);
-        let request = lock(&self.machine)
+        let request = lock(&self.core)
             .config()
             .copied()
             .unwrap_or_else(|| crate::shm::layout::SetHeader::load_config(&h.request));
@@ -364,7 +386,7 @@ impl ClientSet {
 
     fn get_configuration(&self, timeout_ms: u32) -> VdResult<VDConfig> {
         self.check(Check::Fast)?;
-        if let Some(cfg) = lock(&self.machine).get_configuration()? {
+        if let Some(cfg) = lock(&self.core).machine.get_configuration()? {
             return Ok(cfg);
         }
         let h = self.header.header();
@@ -392,7 +414,7 @@ impl ClientSet {
             }
         }
         let answer = self.map_buffers()?;
-        let mut m = lock(&self.machine);
+        let mut m = lock(&self.core);
         m.handle_server_configured(answer, Vec::new());
         m.get_configuration()?.ok_or(VdError::Unexpected)
     }
@@ -406,7 +428,7 @@ impl ClientSet {
             self.check(c)?;
             let names = self.published_names();
             let published = names.len();
-            let mut m = lock(&self.machine);
+            let mut m = lock(&self.core);
             m.handle_device_names(names);
             match m.open_device(name)? {
                 Some(i) => Ok(Some(i)),
@@ -437,8 +459,9 @@ impl ClientSet {
             last_id: 0,
             held_clear: None,
         });
-        *lock(&self.writers[index]) = Some(Producer::attach(&slot.completions));
-        lock(&self.machine).device_opened(index);
+        let mut core = lock(&self.core);
+        core.writers[index] = Some(Producer::attach(&slot.completions));
+        core.machine.device_opened(index);
         Ok(index)
     }
 
@@ -497,7 +520,7 @@ impl ClientSet {
             |c| -> VdResult<Option<Got>> {
                 self.check(c)?;
                 if let Some(held) = io.held_clear {
-                    if lock(&self.machine).accept_incoming(index, held.id, held.code)? == Incoming::Deliver {
+                    if lock(&self.core).machine.accept_incoming(index, held.id, held.code)? == Incoming::Deliver {
                         io.held_clear = None;
                         return Ok(Some(Got::Command(held)));
                     }
@@ -515,7 +538,7 @@ impl ClientSet {
                     });
                     let Some(r) = popped else {
                         if !checked {
-                            lock(&self.machine).check_get_command(index)?;
+                            lock(&self.core).machine.check_get_command(index)?;
                             checked = true;
                         }
                         if c == Check::Full {
@@ -529,11 +552,11 @@ impl ClientSet {
                                 .commands
                                 .has_next(&slot.commands, index, "command")
                                 .map_err(|e| self.misbehaved(e))?;
-                            if let Some(completions) = lock(&self.writers[index]).as_mut() {
-                                completions
-                                    .check_head(&slot.completions, index, "completion")
-                                    .map_err(|e| self.misbehaved(e))?;
-                            }
+                            let head = match lock(&self.core).writers[index].as_mut() {
+                                Some(completions) => completions.check_head(&slot.completions, index, "completion"),
+                                None => Ok(()),
+                            };
+                            head.map_err(|e| self.misbehaved(e))?;
                             if closed && !waiting {
                                 *lock(&self.last_error) =
                                     Some(format!("server closed the set without closing device {index}"));
@@ -547,7 +570,7 @@ impl ClientSet {
                         return Ok(Some(Got::Close));
                     }
                     self.validate(index, io, &r).map_err(|e| self.misbehaved(e))?;
-                    let class = lock(&self.machine).accept_incoming(index, r.id, r.code)?;
+                    let class = lock(&self.core).machine.accept_incoming(index, r.id, r.code)?;
                     match class {
                         Incoming::Deliver => return Ok(Some(Got::Command(r))),
                         Incoming::Hold => io.held_clear = Some(r),
@@ -561,7 +584,7 @@ impl ClientSet {
         match got {
             None => Err(VdError::Timeout),
             Some(Got::Close) => {
-                let mut machine = lock(&self.machine);
+                let mut machine = lock(&self.core);
                 machine.check_get_command(index)?;
                 Err(machine.close_delivered(index))
             }
@@ -590,29 +613,42 @@ impl ClientSet {
     }
 
     fn publish_completion(&self, index: usize, id: u64, code: u32, bytes: u32, position: u64) -> VdResult<()> {
+        self.publish_completion_locked(lock(&self.core), index, id, code, bytes, position)
+    }
+
+    /// Pushes a completion with the core lock held (and released before any misbehaviour
+    /// is reported: that takes the lock again).
+    fn publish_completion_locked(
+        &self,
+        mut guard: MutexGuard<'_, ClientCore>,
+        index: usize,
+        id: u64,
+        code: u32,
+        bytes: u32,
+        position: u64,
+    ) -> VdResult<()> {
         let slot = &self.header.header().devices[index];
-        let mut guard = lock(&self.writers[index]);
-        let producer = guard.as_mut().ok_or(VdError::Protocol)?;
-        let pushed = producer
-            .push(&slot.completions, index, "completion", |s| {
-                s.id.store(id, Ordering::Relaxed);
-                s.code.store(code, Ordering::Relaxed);
-                s.bytes.store(bytes, Ordering::Relaxed);
-                s.position.store(position, Ordering::Relaxed);
-            })
-            .map_err(|e| self.misbehaved(e))?;
-        if !pushed {
+        let producer = guard.writers[index].as_mut().ok_or(VdError::Protocol)?;
+        let pushed = producer.push(&slot.completions, index, "completion", |s| {
+            s.id.store(id, Ordering::Relaxed);
+            s.code.store(code, Ordering::Relaxed);
+            s.bytes.store(bytes, Ordering::Relaxed);
+            s.position.store(position, Ordering::Relaxed);
+        });
+        drop(guard);
+        match pushed {
+            Ok(true) => Ok(()),
+            Err(e) => Err(self.misbehaved(e)),
             // At most MAX_OUTSTANDING completions can be unconsumed unless the server broke
             // its ring index.
-            return Err(self.misbehaved(PeerMisbehaved::RingIndex {
+            Ok(false) => Err(self.misbehaved(PeerMisbehaved::RingIndex {
                 device: index,
                 ring: "completion",
                 head: slot.completions.head.0.load(Ordering::Relaxed),
                 tail: 0,
                 capacity: crate::shm::layout::RING_SLOTS as u64,
-            }));
+            })),
         }
-        Ok(())
     }
 
     fn complete_command(&self, cmd: &Command, code: u32, bytes: u32, position: u64) -> VdResult<()> {
@@ -627,9 +663,10 @@ impl ClientSet {
         if is_data && bytes > cmd.size {
             return Err(VdError::Invalid);
         }
-        lock(&self.machine).complete_command(cmd.device, cmd.id, code)?;
+        let mut core = lock(&self.core);
+        core.machine.complete_command(cmd.device, cmd.id, code)?;
         cmd.done.store(true, Ordering::Release);
-        self.publish_completion(cmd.device, cmd.id, code, bytes, position)
+        self.publish_completion_locked(core, cmd.device, cmd.id, code, bytes, position)
     }
 }
 

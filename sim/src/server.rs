@@ -81,8 +81,8 @@ pub struct CloseOutcome {
     pub aborted: Vec<Completion>,
 }
 
+/// A device's completion-ring consumer (GetCompletion).
 struct DeviceIo {
-    commands: Producer,
     completions: Consumer,
 }
 
@@ -94,6 +94,10 @@ struct Core {
     /// Per device: buffers lent to the client with their command ids, in id order (a
     /// device's completions mostly come in order, so the id is found at the front).
     lent: Vec<VecDeque<(u64, ServerBuffer)>>,
+    /// Per device: the command-ring producer, `None` until the device is opened. Under this
+    /// lock rather than the device's own: SendCommand then takes one lock, and CloseDevice
+    /// never waits for a GetCompletion blocked on the same device.
+    commands: Vec<Option<Producer>>,
 }
 
 struct ServerSet {
@@ -170,6 +174,7 @@ impl ServerVirtualDeviceSet {
                 core: Mutex::new(Core {
                     machine,
                     lent: (0..MAX_DEVICES).map(|_| VecDeque::new()).collect(),
+                    commands: (0..MAX_DEVICES).map(|_| None).collect(),
                 }),
                 allocator: Mutex::new(None),
                 io: (0..MAX_DEVICES).map(|_| Mutex::new(None)).collect(),
@@ -260,11 +265,15 @@ impl ServerVirtualDeviceSet {
         let set = &self.set;
         shm::validate_name(name)?;
         set.check(Check::Fast)?;
-        let index = lock(&set.core).machine.open_device(name)?;
         let h = set.header.header();
+        let index = {
+            let mut core = lock(&set.core);
+            let index = core.machine.open_device(name)?;
+            core.commands[index] = Some(Producer::attach(&h.devices[index].commands));
+            index
+        };
         let slot = &h.devices[index];
         *lock(&set.io[index]) = Some(DeviceIo {
-            commands: Producer::attach(&slot.commands),
             completions: Consumer::attach(&slot.completions),
         });
         slot.store_name(name);
@@ -463,26 +472,18 @@ impl ServerSet {
             return Err(reject(VdError::Invalid, cmd));
         }
         let offset = cmd.buffer.as_ref().map_or(NO_BUFFER, |b| b.offset);
-        let mut io_guard = lock(&self.io[index]);
-        let Some(io) = io_guard.as_mut() else {
+        // One critical section: the id, the record and the parked buffer go together.
+        let mut guard = lock(&self.core);
+        let core = &mut *guard;
+        let Some(producer) = core.commands[index].as_mut() else {
             return Err(reject(VdError::Protocol, cmd));
         };
-        // One critical section for the id and the parked buffer (parked before the record
-        // is out: its completion can come back at once). The push stays outside the
-        // set-wide lock: its wake-up may be a system call, and other devices' threads wait.
-        let id = {
-            let mut core = lock(&self.core);
-            let id = match core.machine.send_command(index, cmd.code, cmd.size, Instant::now) {
-                Ok(id) => id,
-                Err(e) => return Err(reject(e, cmd)),
-            };
-            if let Some(b) = cmd.buffer.take() {
-                core.lent[index].push_back((id, b));
-            }
-            id
+        let id = match core.machine.send_command(index, cmd.code, cmd.size, Instant::now) {
+            Ok(id) => id,
+            Err(e) => return Err(reject(e, cmd)),
         };
         let slot = &self.header.header().devices[index];
-        let pushed = io.commands.push(&slot.commands, index, "command", |s| {
+        let pushed = producer.push(&slot.commands, index, "command", |s| {
             s.id.store(id, Ordering::Relaxed);
             s.code.store(cmd.code, Ordering::Relaxed);
             s.size.store(cmd.size, Ordering::Relaxed);
@@ -490,11 +491,15 @@ impl ServerSet {
             s.buffer_offset.store(offset, Ordering::Relaxed);
         });
         match pushed {
-            Ok(true) => Ok(id),
+            Ok(true) => {
+                if let Some(b) = cmd.buffer.take() {
+                    core.lent[index].push_back((id, b));
+                }
+                Ok(id)
+            }
             // Outstanding commands never exceed the ring, so a full ring means a broken head.
             Ok(false) | Err(_) => {
-                drop(io_guard);
-                cmd.buffer = lock(&self.core).take_lent(index, id);
+                drop(guard); // `misbehaved` takes the lock
                 let e = pushed.err().unwrap_or(PeerMisbehaved::RingIndex {
                     device: index,
                     ring: "command",
@@ -525,7 +530,10 @@ impl ServerSet {
                     let indices = io
                         .completions
                         .has_next(&slot.completions, index, "completion")
-                        .and_then(|_| io.commands.check_head(&slot.commands, index, "command"));
+                        .and_then(|_| match lock(&self.core).commands[index].as_mut() {
+                            Some(commands) => commands.check_head(&slot.commands, index, "command"),
+                            None => Ok(()),
+                        });
                     if let Err(e) = indices {
                         self.misbehaved(e);
                         aborted = true;
@@ -630,11 +638,12 @@ impl ServerVirtualDevice {
     pub fn close_device(&self) -> VdResult<()> {
         let set = &self.set;
         set.check(Check::Fast)?;
-        let mut io_guard = lock(&set.io[self.index]);
-        let io = io_guard.as_mut().ok_or(VdError::Protocol)?;
-        lock(&set.core).machine.close_device(self.index)?;
+        let mut guard = lock(&set.core);
+        let core = &mut *guard;
+        let producer = core.commands[self.index].as_mut().ok_or(VdError::Protocol)?;
+        core.machine.close_device(self.index)?;
         let slot = &set.header.header().devices[self.index];
-        let pushed = io.commands.push(&slot.commands, self.index, "command", |s| {
+        let pushed = producer.push(&slot.commands, self.index, "command", |s| {
             s.id.store(0, Ordering::Relaxed);
             s.code.store(CLOSE_MARKER, Ordering::Relaxed);
             s.size.store(0, Ordering::Relaxed);
@@ -642,7 +651,7 @@ impl ServerVirtualDevice {
             s.buffer_offset.store(NO_BUFFER, Ordering::Relaxed);
         });
         if !matches!(pushed, Ok(true)) {
-            drop(io_guard);
+            drop(guard); // `misbehaved` takes the lock
             set.misbehaved(pushed.err().unwrap_or(PeerMisbehaved::BadHeaderField {
                 field: "command ring head",
                 value: slot.commands.head.0.load(Ordering::Relaxed),

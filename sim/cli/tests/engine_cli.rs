@@ -332,3 +332,44 @@ fn every_subcommand_has_help() {
         assert!(stdout(&o).contains("Usage"), "{sub}: {}", stdout(&o));
     }
 }
+
+/// A full /dev/shm: the server's EndConfiguration allocates the buffer area up front, so the
+/// BACKUP fails with VD_E_MEMORY (Msg 3013) instead of the first write into an unbacked page
+/// killing the process with SIGBUS (what happened before). Runs the demo in a private mount
+/// namespace whose /dev/shm is a 3 MiB tmpfs (the demo's area is about 6 MiB); needs root
+/// and unshare(1), and says so when it cannot run.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_dev_shm_is_vd_e_memory_not_a_bus_error() {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
+        eprintln!("skipped: needs root for a private /dev/shm");
+        return;
+    }
+    let script =
+        format!("mount -t tmpfs -o size=3m tmpfs /dev/shm && exec {VDISIM} demo --devices 2 --skip-conformance");
+    let out = match Command::new("unshare").args(["-m", "sh", "-c", &script]).output() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("skipped: unshare: {e}");
+            return;
+        }
+    };
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    if text.contains("unshare failed") || text.contains("mount: ") {
+        eprintln!("skipped: no private mount namespace here: {text}");
+        return;
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a clean failure, not a signal: {:?}\n{text}",
+        out.status
+    );
+    assert!(
+        text.contains("EndConfiguration failure") && text.contains("VD_E_MEMORY"),
+        "{text}"
+    );
+    assert!(text.contains("BACKUP DATABASE is terminating abnormally."), "{text}");
+}

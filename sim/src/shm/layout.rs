@@ -25,13 +25,11 @@ pub const MAX_DEVICES: usize = 64;
 pub const CLOSE_MARKER: u32 = 0xC105_E000;
 /// `buffer_offset` of a command without a buffer.
 pub const NO_BUFFER: u64 = u64::MAX;
-/// Where the buffer area starts inside its segment: one page, so page alignment holds.
-#[cfg(not(windows))]
-pub const BUFFER_AREA_OFFSET: usize = 4096;
-/// Windows: every view starts on a 64 KiB allocation-granularity boundary and cannot be placed
-/// elsewhere, so the area starts 64 KiB in: then it is aligned to the largest data-zone
-/// alignment a client may ask for (SPEC §2.4, 64 KB) in every process (issue 9).
-#[cfg(windows)]
+/// Where the buffer area starts inside its segment: 64 KiB in, on every platform. A Windows
+/// view starts on a 64 KiB allocation-granularity boundary and cannot be placed elsewhere
+/// (issue 9); a Unix view is placed on a 2 MiB boundary (huge-page friendly, issue 7). Either
+/// way the area is then aligned to the largest data-zone alignment a client may ask for
+/// (SPEC §2.4, 64 KB) in every process.
 pub const BUFFER_AREA_OFFSET: usize = 65536;
 
 /// The server's progress through configuration, as published in [`SetHeader::phase`].

@@ -75,7 +75,7 @@ pub struct Segment {
     shmem: platform::Mapping,
     name: String,
     /// Unix: a second view of the segment placed so that the buffer area starts on a
-    /// [`MAX_ALIGNMENT`] boundary (see [`Segment::align_area`]); `as_ptr` then returns it.
+    /// 2 MiB boundary (see [`Segment::map_area`]); `as_ptr` then returns it.
     #[cfg(unix)]
     aligned: Option<AlignedView>,
 }
@@ -84,6 +84,13 @@ pub struct Segment {
 /// [blockSize, 64 KB]"). mmap only promises page alignment, so buffer areas are placed on
 /// such a boundary explicitly, or a 64 KiB-aligned request would hold in no process.
 pub const MAX_ALIGNMENT: usize = 65536;
+
+/// Where a Unix buffer-area view starts: a 2 MiB (huge page) boundary, which is also a
+/// [`MAX_ALIGNMENT`] boundary, as is the area [`layout::BUFFER_AREA_OFFSET`] bytes in.
+#[cfg(unix)]
+const VIEW_ALIGNMENT: usize = 2 << 20;
+#[cfg(unix)]
+const _: () = assert!(VIEW_ALIGNMENT % MAX_ALIGNMENT == 0 && BUFFER_AREA_OFFSET % MAX_ALIGNMENT == 0);
 
 /// A shared view of a named segment at a chosen alignment (unix).
 #[cfg(unix)]
@@ -94,10 +101,11 @@ struct AlignedView {
 
 #[cfg(unix)]
 impl AlignedView {
-    /// Maps all `len` bytes of segment `name` so that `ptr + skew` is a multiple of
-    /// [`MAX_ALIGNMENT`]: reserve `len + MAX_ALIGNMENT` bytes of address space, map the segment
-    /// over the right part of the reservation, release the rest.
-    fn map(name: &str, len: usize, skew: usize) -> Result<AlignedView, SegmentError> {
+    /// Maps all `len` bytes of segment `name` at a [`VIEW_ALIGNMENT`] boundary: reserve
+    /// `len + VIEW_ALIGNMENT` bytes of address space, map the segment over the right part of
+    /// the reservation, release the rest. With `reserve`, the segment's memory is allocated
+    /// first (Linux), so a full /dev/shm is an error here rather than a SIGBUS on first touch.
+    fn map(name: &str, len: usize, reserve: bool) -> Result<AlignedView, SegmentError> {
         let os = |what: &str| SegmentError::Os(format!("{what}: {}", std::io::Error::last_os_error()));
         let c = std::ffi::CString::new(name).map_err(|_| SegmentError::Os("segment name".into()))?;
         // SAFETY: `c` is a valid NUL-terminated string; shm_open has no other precondition.
@@ -105,7 +113,7 @@ impl AlignedView {
         if fd < 0 {
             return Err(os("shm_open"));
         }
-        let span = len + MAX_ALIGNMENT;
+        let span = len + VIEW_ALIGNMENT;
         // SAFETY: an anonymous PROT_NONE reservation at an address of the kernel's choosing;
         // nothing is read or written through it.
         let base = unsafe {
@@ -124,10 +132,8 @@ impl AlignedView {
             return Err(os("mmap reserve"));
         }
         let start = base as usize;
-        // The lowest address >= start whose `skew` bytes further is aligned; it is page
-        // aligned because `skew` is, and `at - start < MAX_ALIGNMENT` keeps the view inside
-        // the reservation.
-        let at = (start + skew).next_multiple_of(MAX_ALIGNMENT) - skew;
+        // `at - start < VIEW_ALIGNMENT` keeps the view inside the reservation.
+        let at = start.next_multiple_of(VIEW_ALIGNMENT);
         // SAFETY: `[at, at + len)` lies inside the reservation this function owns, so
         // MAP_FIXED replaces only our own PROT_NONE pages; `fd` is a valid descriptor of a
         // segment at least `len` bytes long (the caller's mapping of it has that length).
@@ -141,13 +147,33 @@ impl AlignedView {
                 0,
             )
         };
+        if p == libc::MAP_FAILED {
+            let e = os("mmap segment");
+            // SAFETY: the whole reservation is ours and nothing else was mapped into it;
+            // `fd` is the descriptor opened above, closed once.
+            unsafe {
+                libc::munmap(base, span);
+                libc::close(fd);
+            }
+            return Err(e);
+        }
+        // Transparent huge pages where the host allows them for shared memory
+        // (/sys/kernel/mm/transparent_hugepage/shmem_enabled = advise): a 64-device stream's
+        // 64 MiB of buffers then needs 32 TLB entries instead of 16384 (issue 7). A refusal
+        // changes nothing, so the result is ignored.
+        #[cfg(target_os = "linux")]
+        // SAFETY: `[at, at + len)` is the view just mapped; madvise only sets a paging hint.
+        unsafe {
+            libc::madvise(at as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+        }
+        let populated = if reserve { populate(fd, at, len) } else { Ok(()) };
         // SAFETY: `fd` is the descriptor opened above, closed once; the mapping keeps its own
         // reference to the segment.
         unsafe { libc::close(fd) };
-        if p == libc::MAP_FAILED {
-            // SAFETY: the whole reservation is ours and nothing else was mapped into it.
+        if let Err(e) = populated {
+            // SAFETY: the view and the reservation's remains are ours, unmapped once.
             unsafe { libc::munmap(base, span) };
-            return Err(os("mmap segment"));
+            return Err(e);
         }
         // SAFETY: sysconf has no preconditions.
         let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
@@ -169,6 +195,37 @@ impl AlignedView {
             len,
         })
     }
+}
+
+/// Allocates the memory behind the view `[at, at + len)` of segment `fd` now, so that a full
+/// /dev/shm is an error (VD_E_MEMORY) instead of a SIGBUS at some later first touch. Through
+/// the view (MADV_POPULATE_WRITE, Linux 5.14), so the huge-page hint applies; on older kernels
+/// through the file (posix_fallocate, small pages).
+#[cfg(target_os = "linux")]
+fn populate(fd: libc::c_int, at: usize, len: usize) -> Result<(), SegmentError> {
+    let failed = |e: std::io::Error| SegmentError::Os(format!("allocating the segment: {e}"));
+    // SAFETY: `[at, at + len)` is a shared read-write view of a segment at least `len` bytes
+    // long; populating faults its pages in without changing their contents.
+    let r = unsafe { libc::madvise(at as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) };
+    if r == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::EINVAL) {
+        return Err(failed(err));
+    }
+    let len = libc::off_t::try_from(len).unwrap_or(libc::off_t::MAX);
+    // SAFETY: `fd` is an open descriptor of the segment; posix_fallocate only allocates its
+    // blocks in [0, len) and returns an error number (errno is left alone).
+    match unsafe { libc::posix_fallocate(fd, 0, len) } {
+        0 => Ok(()),
+        e => Err(failed(std::io::Error::from_raw_os_error(e))),
+    }
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn populate(_fd: libc::c_int, _at: usize, _len: usize) -> Result<(), SegmentError> {
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -273,18 +330,17 @@ impl Segment {
         })
     }
 
-    /// Re-maps the segment so that the byte `skew` bytes in starts on a [`MAX_ALIGNMENT`]
-    /// boundary (buffer areas, SPEC §2.4 alignment). Unix only: a Windows view starts on a
-    /// 64 KiB boundary, and there the area starts 64 KiB in (layout::BUFFER_AREA_OFFSET).
-    pub fn align_area(&mut self, skew: usize) -> Result<(), SegmentError> {
+    /// Re-maps the segment at a 2 MiB boundary so that the buffer area
+    /// ([`layout::BUFFER_AREA_OFFSET`] in) is [`MAX_ALIGNMENT`]-aligned in every process (SPEC
+    /// §2.4 alignment) and may use huge pages; `reserve` allocates its memory first (the
+    /// creator). Unix only: a Windows view starts on a 64 KiB boundary, and the area 64 KiB in.
+    pub fn map_area(&mut self, reserve: bool) -> Result<(), SegmentError> {
         #[cfg(unix)]
         {
-            if (self.shmem.as_ptr() as usize + skew) % MAX_ALIGNMENT != 0 {
-                self.aligned = Some(AlignedView::map(&self.name, self.shmem.len(), skew)?);
-            }
+            self.aligned = Some(AlignedView::map(&self.name, self.shmem.len(), reserve)?);
         }
         #[cfg(not(unix))]
-        let _ = skew;
+        let _ = reserve;
         Ok(())
     }
 
@@ -430,7 +486,11 @@ impl BufferMapping {
             .and_then(|a| a.checked_add(BUFFER_AREA_OFFSET))
             .ok_or(SegmentError::TooSmall)?;
         let mut seg = Segment::create(name, total, group)?;
-        seg.align_area(BUFFER_AREA_OFFSET)?;
+        if let Err(e) = seg.map_area(true) {
+            // Nobody else knows the name yet: the segment is ours to remove.
+            unlink(name);
+            return Err(e);
+        }
         let m = BufferMapping { seg, area_size };
         let h = m.header();
         h.magic.store(layout::BUFFER_MAGIC, Ordering::Relaxed);
@@ -444,7 +504,7 @@ impl BufferMapping {
     /// Opens the area (client, GetConfiguration) and checks it against the header's claims.
     pub fn open(name: &str, expected_size: u64, generation: u64) -> VdResult<BufferMapping> {
         let mut seg = Segment::open(name, BUFFER_AREA_OFFSET).map_err(VdError::from)?;
-        seg.align_area(BUFFER_AREA_OFFSET).map_err(VdError::from)?;
+        seg.map_area(false).map_err(VdError::from)?;
         let mut m = BufferMapping { seg, area_size: 0 };
         let h = m.header();
         let ok = h.version.load(Ordering::Acquire) == LAYOUT_VERSION
