@@ -605,8 +605,7 @@ impl Core {
 
     fn take_lent(&mut self, device: usize, id: u64) -> Option<ServerBuffer> {
         let lent = self.lent.get_mut(device)?;
-        let i = lent.iter().position(|(lent_id, _)| *lent_id == id)?;
-        lent.remove(i).map(|(_, b)| b)
+        crate::protocol::take_first(lent, |(lent_id, _)| *lent_id == id).map(|(_, b)| b)
     }
 }
 

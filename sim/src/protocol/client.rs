@@ -294,10 +294,9 @@ impl ClientMachine {
         if d.state == DeviceState::NotOpen {
             return Err(VdError::Protocol);
         }
-        let Some(pos) = d.outstanding.iter().position(|(i, _)| *i == id) else {
+        let Some((_, code)) = super::take_first(&mut d.outstanding, |(i, _)| *i == id) else {
             return Err(VdError::Invalid);
         };
-        let (_, code) = d.outstanding.remove(pos).unwrap_or((id, 0));
         if code == crate::vdi::CommandCode::ClearError.code() {
             // "a success reply makes the device Active again" (§3.5).
             if completion_code == completion::ERROR_SUCCESS {

@@ -69,3 +69,13 @@ impl PeerMisbehaved {
         }
     }
 }
+
+/// Removes the first element of `queue` that `matches`. Completions mostly arrive in order,
+/// so it is usually the front one, taken without `VecDeque::remove`'s general shifting.
+pub(crate) fn take_first<T>(queue: &mut std::collections::VecDeque<T>, matches: impl Fn(&T) -> bool) -> Option<T> {
+    if matches(queue.front()?) {
+        return queue.pop_front();
+    }
+    let i = queue.iter().position(matches)?;
+    queue.remove(i)
+}

@@ -344,7 +344,7 @@ impl ServerMachine {
         let Some(d) = self.devices.get_mut(device) else {
             return Err(PeerMisbehaved::BadDeviceIndex { device });
         };
-        let Some((_, p)) = d.position(id).and_then(|i| d.outstanding.remove(i)) else {
+        let Some((_, p)) = super::take_first(&mut d.outstanding, |(i, _)| *i == id) else {
             return Err(PeerMisbehaved::UnknownCompletion { device, id });
         };
         self.total_outstanding -= 1;
