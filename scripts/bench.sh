@@ -31,7 +31,7 @@ if [ "${VDISIM_BENCH_RT:-0}" = 1 ]; then
 fi
 
 if [ "${VDISIM_BENCH_SHM_HUGE:-0}" = 1 ]; then
-    shm_opts=$(findmnt -n -o OPTIONS /dev/shm)
+    shm_opts=$(findmnt -n -o OPTIONS --mountpoint /dev/shm | tail -1)  # the top one of stacked mounts
     case ",$shm_opts," in
         *,huge=*) shm_huge=$(echo ",$shm_opts," | sed 's/.*,huge=\([a-z_]*\),.*/\1/') ;;
         *) shm_huge=never ;;
@@ -45,7 +45,7 @@ cargo bench -p vdisim-benches --no-run
 cargo build --release -q -p vdisim-benches --bin vdisim-bench-report
 
 echo "== vdisim benchmarks: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
-    "scheduling: ${run[*]:-default}, /dev/shm: $(findmnt -n -o OPTIONS /dev/shm), results in $out"
+    "scheduling: ${run[*]:-default}, /dev/shm: $(findmnt -n -o OPTIONS --mountpoint /dev/shm | tail -1), results in $out"
 "${run[@]}" cargo bench -p vdisim-benches --bench ipc -- \
     --warm-up-time "$warmup" --measurement-time "$measure" --noplot
 "${run[@]}" cargo bench -p vdisim-benches --bench idle
