@@ -211,6 +211,17 @@ fn one_thread_session() -> (
     (dev, cdev, vds, server, Some(buf))
 }
 
+/// The round trip's command: a Write of [`ROUND_TRIP_BYTES`] whose data nobody touches.
+fn send_round_trip_write(dev: &ServerVirtualDevice, buffer: Option<ServerBuffer>) {
+    let sent = dev.send_command(ServerCommand {
+        code: CommandCode::Write.code(),
+        size: ROUND_TRIP_BYTES,
+        position: 0,
+        buffer,
+    });
+    must(sent.map_err(|r| r.error), "SendCommand");
+}
+
 fn round_trip(c: &mut Criterion) {
     let mut g = c.benchmark_group("round_trip");
 
@@ -221,13 +232,7 @@ fn round_trip(c: &mut Criterion) {
             let mut buf = vdi.buffers[0].pop().expect("one buffer");
             let t = Instant::now();
             for _ in 0..iters {
-                let sent = dev.send_command(ServerCommand {
-                    code: CommandCode::Write.code(),
-                    size: ROUND_TRIP_BYTES,
-                    position: 0,
-                    buffer: Some(buf),
-                });
-                must(sent.map_err(|r| r.error), "SendCommand");
+                send_round_trip_write(dev, Some(buf));
                 let done = must(dev.get_completion(WAIT_MS), "GetCompletion");
                 buf = done.buffer.expect("the Write's buffer comes back");
             }
@@ -246,13 +251,7 @@ fn round_trip(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let t = Instant::now();
             for _ in 0..iters {
-                let sent = dev.send_command(ServerCommand {
-                    code: CommandCode::Write.code(),
-                    size: ROUND_TRIP_BYTES,
-                    position: 0,
-                    buffer: buf.take(),
-                });
-                must(sent.map_err(|r| r.error), "SendCommand");
+                send_round_trip_write(&dev, buf.take());
                 let cmd = must(cdev.get_command(WAIT_MS), "GetCommand");
                 must(cdev.complete_command(&cmd, 0, cmd.size(), 0), "CompleteCommand");
                 let done = must(dev.get_completion(WAIT_MS), "GetCompletion");
@@ -310,6 +309,26 @@ fn round_trip(c: &mut Criterion) {
     g.finish();
 }
 
+/// `stream/<id>`: `total` bytes through `session` per iteration; the session ends after.
+fn vdi_stream_bench(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    mut session: VdiSession,
+    total: u64,
+    src: &[u8],
+) {
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                vdi_stream(&mut session, total, src);
+            }
+            t.elapsed()
+        })
+    });
+    session.finish();
+}
+
 /// The bare two-process ring of `slots` x 1 MiB doing the stream's copies (`stream/ring`).
 fn bare_ring(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
@@ -359,17 +378,13 @@ fn stream(c: &mut Criterion) {
         .throughput(Throughput::Bytes(total));
 
     let one_buffers = env_or("VDISIM_BENCH_STREAM_BUFFERS", STREAM_BUFFERS);
-    let mut one = VdiSession::start(1, one_buffers, CHUNK as u32, "copy");
-    g.bench_function("vdi_1dev", |b| {
-        b.iter_custom(|iters| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                vdi_stream(&mut one, total, &src);
-            }
-            t.elapsed()
-        })
-    });
-    one.finish();
+    vdi_stream_bench(
+        &mut g,
+        "vdi_1dev",
+        VdiSession::start(1, one_buffers, CHUNK as u32, "copy"),
+        total,
+        &src,
+    );
 
     bare_ring(&mut g, "ring", STREAM_BUFFERS as usize, total, &src);
 
@@ -403,17 +418,8 @@ fn stream(c: &mut Criterion) {
         env_or("VDISIM_BENCH_SCALE_DEVICES", SCALE_DEVICES),
         env_or("VDISIM_BENCH_SCALE_BUFFERS", SCALE_BUFFERS),
     );
-    let mut many = VdiSession::start(devices, buffers, CHUNK as u32, "copy");
-    g.bench_function("vdi_64dev", |b| {
-        b.iter_custom(|iters| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                vdi_stream(&mut many, total, &src);
-            }
-            t.elapsed()
-        })
-    });
-    many.finish();
+    let many = VdiSession::start(devices, buffers, CHUNK as u32, "copy");
+    vdi_stream_bench(&mut g, "vdi_64dev", many, total, &src);
     // Diagnostic, not a target: the bare ring with as many 1 MiB slots as the 64-device run
     // has buffers. Its ratio to `ring` is what the larger working set alone costs.
     bare_ring(&mut g, "ring_64slots", SCALE_BUFFERS as usize, total, &src);

@@ -54,21 +54,8 @@ impl Producer {
         fill: impl FnOnce(&S),
     ) -> Result<bool, PeerMisbehaved> {
         if self.tail.wrapping_sub(self.head_seen) >= RING_SLOTS as u64 {
-            // SYNC POINT: pairs with the consumer's Release store of `head`: it finished
-            // reading every slot before `head` before we refill one.
-            let head = ring.head.0.load(Ordering::Acquire);
-            let used = self.tail.wrapping_sub(head);
-            if used > RING_SLOTS as u64 {
-                return Err(PeerMisbehaved::RingIndex {
-                    device,
-                    ring: name,
-                    head,
-                    tail: self.tail,
-                    capacity: RING_SLOTS as u64,
-                });
-            }
-            self.head_seen = head;
-            if used == RING_SLOTS as u64 {
+            self.check_head(ring, device, name)?;
+            if self.tail.wrapping_sub(self.head_seen) == RING_SLOTS as u64 {
                 return Ok(false);
             }
         }
@@ -89,6 +76,8 @@ impl Producer {
     /// the ring is full): the waits call this once per slice, so a consumer that broke its
     /// index is reported within a slice even while the ring never fills.
     pub fn check_head<S>(&mut self, ring: &Ring<S>, device: usize, name: &'static str) -> Result<(), PeerMisbehaved> {
+        // SYNC POINT: pairs with the consumer's Release store of `head`: it finished reading
+        // every slot before `head` before `push` refills one.
         let head = ring.head.0.load(Ordering::Acquire);
         if self.tail.wrapping_sub(head) > RING_SLOTS as u64 {
             return Err(PeerMisbehaved::RingIndex {
