@@ -18,10 +18,8 @@
 #![cfg(unix)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 use vdisim::engine::database::DataDir;
@@ -32,11 +30,11 @@ use vdisim::shm;
 use vdisim::vdi::{VDConfig, VdError};
 use vdisim::ClientVirtualDeviceSet;
 
-const PEER: &str = env!("CARGO_BIN_EXE_vdisim-peer");
+mod common;
+use common::{segments_of, PEER};
 
 fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("rel-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    common::unique("rel", tag)
 }
 
 /// splitmix64: enough randomness for choosing scenarios, reproducible from a seed.
@@ -70,21 +68,9 @@ struct Peer {
 
 impl Peer {
     fn spawn(args: &[String]) -> Peer {
-        let mut child = Command::new(PEER)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn vdisim-peer");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("EVENT ") {
-                    let _ = tx.send(rest.to_string());
-                }
-            }
-        });
+        let mut cmd = Command::new(PEER);
+        cmd.args(args);
+        let (child, events) = common::spawn_with_events(cmd, Stdio::null());
         Peer {
             child,
             events,
@@ -177,20 +163,6 @@ impl Drop for Peer {
 
 fn s(x: impl ToString) -> String {
     x.to_string()
-}
-
-/// The /dev/shm entries of one set: its header and any buffer area.
-fn segments_of(set: &str) -> Vec<String> {
-    let header = format!("vdisim-{}-{set}", shm::DEFAULT_INSTANCE);
-    let buffer = format!("{header}.buf");
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| *n == header || n.starts_with(&buffer))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn remove_segments(set: &str) {

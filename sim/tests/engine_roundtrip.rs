@@ -2,86 +2,21 @@
 //! process (the server role), `vdisim-peer` plays the client in another process over real shared
 //! memory. Databases are small (a few MB) so the whole file runs in seconds.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 use vdisim::engine::database::DataDir;
 use vdisim::engine::{Engine, EngineOptions, StatementOutcome};
 use vdisim::reference_client::{device_name, stripe_path};
 use vdisim::vdi::features;
 
-const PEER: &str = env!("CARGO_BIN_EXE_vdisim-peer");
+mod common;
+use common::{assert_no_leftovers, Peer};
 
 fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("eng-{}-{tag}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-fn leftovers(set: &str) -> Vec<String> {
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| n.contains(set))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn assert_no_leftovers(set: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !leftovers(set).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(leftovers(set), Vec::<String>::new(), "segments left behind for {set}");
-}
-
-struct Peer {
-    child: Child,
-    events: Receiver<String>,
+    common::unique("eng", tag)
 }
 
 impl Peer {
-    fn spawn(args: &[&str]) -> Peer {
-        let mut child = Command::new(PEER)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn vdisim-peer");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("EVENT ") {
-                    let _ = tx.send(rest.to_string());
-                }
-            }
-        });
-        Peer { child, events }
-    }
-
-    /// Waits for the next event starting with `prefix`, skipping others; panics after 20 s.
-    fn expect(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(e) if e.starts_with(prefix) => return e,
-                Ok(_) => continue,
-                Err(_) => panic!("peer never reported {prefix:?}"),
-            }
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
     /// Every event until the peer exits (at most 60 s), and whether it exited with 0.
     fn finish(mut self) -> (Vec<String>, bool) {
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -8,29 +8,23 @@
 //! `scripts/asan.sh` runs this file under AddressSanitizer (no read or write outside the
 //! mappings).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use vdisim::pump::{self, StreamSpec};
 use vdisim::server::ServerCommand;
-use vdisim::shm;
 use vdisim::vdi::{completion, CommandCode, VDConfig, VdError};
 use vdisim::{ClientVirtualDevice, ClientVirtualDeviceSet, ServerVirtualDeviceSet};
 
-const PEER: &str = env!("CARGO_BIN_EXE_vdisim-peer");
+mod common;
+use common::{assert_no_leftovers, PEER};
 
 /// The honest side's timeout for each call.
 const T: u32 = 2000;
 
 fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "rel-h-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    common::unique("rel-h", tag)
 }
 
 struct Peer {
@@ -41,21 +35,9 @@ struct Peer {
 
 impl Peer {
     fn spawn(args: &[&str]) -> Peer {
-        let mut child = Command::new(PEER)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn vdisim-peer");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("EVENT ") {
-                    let _ = tx.send(rest.to_string());
-                }
-            }
-        });
+        let mut cmd = Command::new(PEER);
+        cmd.args(args);
+        let (child, events) = common::spawn_with_events(cmd, Stdio::inherit());
         Peer {
             child,
             events,
@@ -96,27 +78,6 @@ impl Drop for Peer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn segments_of(set: &str) -> Vec<String> {
-    let header = format!("vdisim-{}-{set}", shm::DEFAULT_INSTANCE);
-    let buffer = format!("{header}.buf");
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| *n == header || n.starts_with(&buffer))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn assert_no_leftovers(set: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !segments_of(set).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(segments_of(set), Vec::<String>::new(), "segments left for {set}");
 }
 
 /// Runs one honest call, asserting it returns within twice the timeout.

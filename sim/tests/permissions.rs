@@ -11,27 +11,21 @@
 // Unix only: file modes, uids and /dev/shm are Unix concepts.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 use vdisim::shm;
 use vdisim::vdi::{VDConfig, VdError};
 use vdisim::{ClientVirtualDeviceSet, ServerVirtualDeviceSet};
 
-const PEER: &str = env!("CARGO_BIN_EXE_vdisim-peer");
+mod common;
+use common::{segments_of, PEER};
 const NOBODY: u32 = 65534;
 
 fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "rel-p-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    common::unique("rel-p", tag)
 }
 
 struct Peer {
@@ -41,21 +35,8 @@ struct Peer {
 }
 
 impl Peer {
-    fn start(mut cmd: Command) -> Peer {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn vdisim-peer");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("EVENT ") {
-                    let _ = tx.send(rest.to_string());
-                }
-            }
-        });
+    fn start(cmd: Command) -> Peer {
+        let (child, events) = common::spawn_with_events(cmd, Stdio::inherit());
         Peer {
             child,
             events,
@@ -119,19 +100,6 @@ impl Drop for Peer {
 
 fn header_path(set: &str) -> std::path::PathBuf {
     std::path::Path::new("/dev/shm").join(format!("vdisim-{}-{set}", shm::DEFAULT_INSTANCE))
-}
-
-fn segments_of(set: &str) -> Vec<String> {
-    let header = format!("vdisim-{}-{set}", shm::DEFAULT_INSTANCE);
-    let buffer = format!("{header}.buf");
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| *n == header || n.starts_with(&buffer))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn buffer_path(set: &str) -> Option<std::path::PathBuf> {

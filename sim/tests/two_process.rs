@@ -1,10 +1,6 @@
 //! The core across two real processes: the test process plays one role through the public API,
 //! `vdisim-peer` (a separate process) plays the other, over real shared memory.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 use vdisim::pump::{self, StreamSpec};
 use vdisim::reference_client::{self, Mode, Options};
@@ -12,82 +8,17 @@ use vdisim::server::ServerCommand;
 use vdisim::vdi::{completion, CommandCode, VDConfig, VdError, INFINITE};
 use vdisim::{ClientVirtualDeviceSet, ServerVirtualDeviceSet};
 
-const PEER: &str = env!("CARGO_BIN_EXE_vdisim-peer");
+mod common;
+#[cfg(unix)]
+use common::segments_of as leftovers;
+use common::{assert_no_leftovers, Peer};
 
 /// A set name unique to this test process and call, so tests can run in parallel.
 fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("t2p-{}-{tag}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Segments in /dev/shm that belong to `set` (header or buffer area).
-#[cfg(unix)]
-fn leftovers(set: &str) -> Vec<String> {
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| n.contains(set))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Windows: a named mapping vanishes with its last handle (this process's own objects
-/// included), so nothing can be left behind; see `a_dead_creators_set_is_reclaimed...`.
-#[cfg(windows)]
-fn leftovers(_set: &str) -> Vec<String> {
-    Vec::new()
-}
-
-fn assert_no_leftovers(set: &str) {
-    // The last side to close may still be unlinking: allow it a moment.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !leftovers(set).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(leftovers(set), Vec::<String>::new(), "segments left behind for {set}");
-}
-
-/// A peer process whose `EVENT ...` lines arrive on a channel.
-struct Peer {
-    child: Child,
-    events: Receiver<String>,
+    common::unique("t2p", tag)
 }
 
 impl Peer {
-    fn spawn(args: &[&str]) -> Peer {
-        let mut child = Command::new(PEER)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn vdisim-peer");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("EVENT ") {
-                    let _ = tx.send(rest.to_string());
-                }
-            }
-        });
-        Peer { child, events }
-    }
-
-    /// Waits for the next event starting with `prefix`, skipping others; panics after 20 s.
-    fn expect(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(e) if e.starts_with(prefix) => return e,
-                Ok(_) => continue,
-                Err(_) => panic!("peer never reported {prefix:?}"),
-            }
-        }
-    }
-
     fn wait_success(mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -101,11 +32,6 @@ impl Peer {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
