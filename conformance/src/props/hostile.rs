@@ -77,7 +77,7 @@ fn device_field(h: &SetHeader, dev: usize, which: u8, slot: usize, v: u64) {
     let d = &h.devices[dev % h.devices.len()];
     let s = slot % d.commands.slots.len();
     let v32 = v as u32;
-    match which % 16 {
+    match which % 18 {
         0 => d.commands.head.0.store(v, Ordering::Release),
         1 => d.commands.tail.0.store(v, Ordering::Release),
         2 => d.completions.head.0.store(v, Ordering::Release),
@@ -93,7 +93,10 @@ fn device_field(h: &SetHeader, dev: usize, which: u8, slot: usize, v: u64) {
         12 => d.name_len.store(v32, Ordering::Release),
         13 => d.name[s % d.name.len()].store(v as u8, Ordering::Release),
         14 => d.client_opened.store(v32, Ordering::Release),
-        _ => d.commands.waiters.store(v32, Ordering::Release),
+        15 => d.commands.waiters.store(v32, Ordering::Release),
+        // The words that publish a record (ring layout 2).
+        16 => d.commands.slots[s].seq.store(v, Ordering::Release),
+        _ => d.completions.slots[s].seq.store(v, Ordering::Release),
     }
 }
 
