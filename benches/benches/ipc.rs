@@ -20,8 +20,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use vdisim::protocol::server::ConfigParams;
-use vdisim::pump;
+use vdisim::pump::{self, StreamSpec};
 use vdisim::server::{ServerBuffer, ServerCommand, ServerVirtualDevice, ServerVirtualDeviceSet};
 use vdisim::vdi::{completion, CommandCode};
 use vdisim_benches::{
@@ -61,29 +60,13 @@ impl VdiSession {
         );
         must(peer.expect("CREATED", STARTUP), "client CreateEx");
         let server = must(pump::open_when_created(&set, STARTUP), "server Open");
-        let request = must(server.get_configuration(), "GetConfiguration");
-        assert_eq!(request.deviceCount, devices);
-        must(
-            server.begin_configuration(ConfigParams {
-                features: vdisim::vdi::features::VDF_WRITE_MEDIA,
-                alignment: 0,
-                block_size: 65536,
-                max_transfer_size: max_transfer,
-                timeout_ms: 10_000,
-            }),
-            "BeginConfiguration",
-        );
-        must(server.request_buffers(max_transfer, 0, buffer_count), "RequestBuffers");
-        must(server.end_configuration(), "EndConfiguration");
-        let devs: Vec<ServerVirtualDevice> = (0..devices)
-            .map(|i| {
-                must(
-                    server.open_device(&vdisim::reference_client::device_name(&set, i)),
-                    "OpenDevice",
-                )
-            })
-            .collect();
         let per_device = (buffer_count / devices).max(1);
+        let spec = StreamSpec {
+            max_transfer,
+            depth: per_device,
+            ..StreamSpec::new(devices, 0)
+        };
+        let devs = must(pump::configure(&server, &spec, true), "configure");
         let buffers = (0..devices)
             .map(|_| {
                 (0..per_device)
@@ -192,20 +175,12 @@ fn one_thread_session() -> (
         (vds, dev)
     });
     let server = must(pump::open_when_created(&set, STARTUP), "server Open");
-    must(server.get_configuration(), "GetConfiguration");
-    must(
-        server.begin_configuration(ConfigParams {
-            features: vdisim::vdi::features::VDF_WRITE_MEDIA,
-            alignment: 0,
-            block_size: 65536,
-            max_transfer_size: ROUND_TRIP_BYTES,
-            timeout_ms: 10_000,
-        }),
-        "BeginConfiguration",
-    );
-    must(server.request_buffers(ROUND_TRIP_BYTES, 0, 1), "RequestBuffers");
-    must(server.end_configuration(), "EndConfiguration");
-    let dev = must(server.open_device(&set), "OpenDevice");
+    let spec = StreamSpec {
+        max_transfer: ROUND_TRIP_BYTES,
+        depth: 1,
+        ..StreamSpec::new(1, 0)
+    };
+    let dev = must(pump::configure(&server, &spec, true), "configure").remove(0);
     let buf = must(server.allocate_buffer(ROUND_TRIP_BYTES, 0), "AllocateBuffer");
     let (vds, cdev) = client.join().expect("client setup thread");
     (dev, cdev, vds, server, Some(buf))

@@ -78,19 +78,6 @@ struct ClientCore {
     writers: Vec<Option<Producer>>,
 }
 
-impl std::ops::Deref for ClientCore {
-    type Target = ClientMachine;
-    fn deref(&self) -> &ClientMachine {
-        &self.machine
-    }
-}
-
-impl std::ops::DerefMut for ClientCore {
-    fn deref_mut(&mut self) -> &mut ClientMachine {
-        &mut self.machine
-    }
-}
-
 pub(crate) struct ClientSet {
     instance: String,
     name: String,
@@ -128,7 +115,9 @@ impl ClientVirtualDeviceSet {
 
     /// The set's protocol state (§1.5), DNE before CreateEx and after Close.
     pub fn state(&self) -> SetState {
-        self.inner.as_ref().map_or(SetState::Dne, |s| lock(&s.core).state())
+        self.inner
+            .as_ref()
+            .map_or(SetState::Dne, |s| lock(&s.core).machine.state())
     }
 
     /// Why this side aborted the set, if it did so on its own (a dead or misbehaving peer).
@@ -197,7 +186,7 @@ impl ClientVirtualDeviceSet {
         // Abort, where Close is NOERROR (§1.5), not VD_E_OPEN.
         let _ = set.check(Check::Fast);
         let (result, was_normal) = {
-            let mut m = lock(&set.core);
+            let m = &mut lock(&set.core).machine;
             let normal = m.state() == SetState::NormTerm;
             (m.close(), normal)
         };
@@ -356,6 +345,7 @@ impl ClientSet {
         let h = self.header.header();
         let answer = crate::shm::layout::SetHeader::load_config(&h.answer);
         let request = lock(&self.core)
+            .machine
             .config()
             .copied()
             .unwrap_or_else(|| crate::shm::layout::SetHeader::load_config(&h.request));
@@ -414,7 +404,7 @@ impl ClientSet {
             }
         }
         let answer = self.map_buffers()?;
-        let mut m = lock(&self.core);
+        let m = &mut lock(&self.core).machine;
         m.handle_server_configured(answer, Vec::new());
         m.get_configuration()?.ok_or(VdError::Unexpected)
     }
@@ -428,7 +418,7 @@ impl ClientSet {
             self.check(c)?;
             let names = self.published_names();
             let published = names.len();
-            let mut m = lock(&self.core);
+            let m = &mut lock(&self.core).machine;
             m.handle_device_names(names);
             match m.open_device(name)? {
                 Some(i) => Ok(Some(i)),
@@ -584,7 +574,7 @@ impl ClientSet {
         match got {
             None => Err(VdError::Timeout),
             Some(Got::Close) => {
-                let mut machine = lock(&self.core);
+                let machine = &mut lock(&self.core).machine;
                 machine.check_get_command(index)?;
                 Err(machine.close_delivered(index))
             }

@@ -81,11 +81,6 @@ pub struct CloseOutcome {
     pub aborted: Vec<Completion>,
 }
 
-/// A device's completion-ring consumer (GetCompletion).
-struct DeviceIo {
-    completions: Consumer,
-}
-
 /// The protocol machine and the buffers lent with its outstanding commands, under one lock:
 /// a command's buffer is parked and taken back in the critical section that handles its id
 /// (one lock per call on the round trip's path, issue 7).
@@ -107,8 +102,9 @@ struct ServerSet {
     buffers: OnceLock<BufferMapping>,
     core: Mutex<Core>,
     allocator: Mutex<Option<BufferAllocator>>,
-    /// Per device: the ring ends (one thread per device is the intended use).
-    io: Vec<Mutex<Option<DeviceIo>>>,
+    /// Per device: the completion-ring consumer, `None` until the device is opened; held by
+    /// GetCompletion for its whole wait (one thread per device is the intended use).
+    completions: Vec<Mutex<Option<Consumer>>>,
     last_error: Mutex<Option<String>>,
     /// The highest `phase` seen or published: it must never go back (F8).
     phase_seen: AtomicU32,
@@ -177,7 +173,7 @@ impl ServerVirtualDeviceSet {
                     commands: (0..MAX_DEVICES).map(|_| None).collect(),
                 }),
                 allocator: Mutex::new(None),
-                io: (0..MAX_DEVICES).map(|_| Mutex::new(None)).collect(),
+                completions: (0..MAX_DEVICES).map(|_| Mutex::new(None)).collect(),
                 last_error: Mutex::new(None),
                 phase_seen: AtomicU32::new(phase::CONNECTED),
             }),
@@ -273,9 +269,7 @@ impl ServerVirtualDeviceSet {
             index
         };
         let slot = &h.devices[index];
-        *lock(&set.io[index]) = Some(DeviceIo {
-            completions: Consumer::attach(&slot.completions),
-        });
+        *lock(&set.completions[index]) = Some(Consumer::attach(&slot.completions));
         slot.store_name(name);
         h.devices_published.store(index as u32 + 1, Ordering::Release);
         ring::notify_all(&h.set_wake);
@@ -515,8 +509,8 @@ impl ServerSet {
 
     fn get_completion(&self, index: usize, timeout_ms: u32) -> VdResult<ServerCompletion> {
         let slot = &self.header.header().devices[index];
-        let mut io_guard = lock(&self.io[index]);
-        let io = io_guard.as_mut().ok_or(VdError::Protocol)?;
+        let mut guard = lock(&self.completions[index]);
+        let consumer = guard.as_mut().ok_or(VdError::Protocol)?;
         let got = ring::wait_for(
             &slot.completions.wake.0,
             Some(&slot.completions.waiters),
@@ -527,19 +521,18 @@ impl ServerSet {
                 let mut aborted = self.check(c).is_err();
                 if c == Check::Full {
                     // The indices the fast path never reads, validated once per slice.
-                    let indices = io
-                        .completions
-                        .has_next(&slot.completions, index, "completion")
-                        .and_then(|_| match lock(&self.core).commands[index].as_mut() {
+                    let indices = consumer.has_next(&slot.completions, index, "completion").and_then(|_| {
+                        match lock(&self.core).commands[index].as_mut() {
                             Some(commands) => commands.check_head(&slot.commands, index, "command"),
                             None => Ok(()),
-                        });
+                        }
+                    });
                     if let Err(e) = indices {
                         self.misbehaved(e);
                         aborted = true;
                     }
                 }
-                while let Some((id, code, bytes, position)) = io.completions.pop(&slot.completions, |s| {
+                while let Some((id, code, bytes, position)) = consumer.pop(&slot.completions, |s| {
                     (
                         s.id.load(Ordering::Relaxed),
                         s.code.load(Ordering::Relaxed),

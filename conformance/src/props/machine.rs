@@ -152,6 +152,23 @@ pub struct Found {
     pub stats: Stats,
 }
 
+/// The message, the shrunk transcript's length, where it was saved, and the transcript.
+impl std::fmt::Display for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let saved = self
+            .saved
+            .as_ref()
+            .map_or("<not saved>".into(), |p| p.display().to_string());
+        write!(
+            f,
+            "{}\nshrunk to {} steps, saved as {saved}\n{}",
+            self.message,
+            self.transcript.steps.len(),
+            self.transcript.to_json()
+        )
+    }
+}
+
 /// Runs a campaign against the implementations `factory` makes. `Err` carries the shrunk
 /// failure as a transcript (saved under `save_dir` if set).
 pub fn check(campaign: &Campaign, factory: Factory) -> Result<Stats, Box<Found>> {

@@ -3,7 +3,8 @@
 //! Driving order for a transport: call the method named after the VDI call; feed what the
 //! client published with [`ServerMachine::handle_completion`] and [`ServerMachine::handle_abort`];
 //! drain synthesized completions with [`ServerMachine::poll_completion`]; wake up no later than
-//! [`ServerMachine::poll_timeout`] and call [`ServerMachine::handle_timeout`]. Time is an argument.
+//! [`ServerMachine::poll_timeout`] and call [`ServerMachine::handle_timeout`]. Time is an argument
+//! (a clock the machine calls only when serverTimeOut needs the time).
 
 use super::PeerMisbehaved;
 use crate::vdi::{completion, features, CommandCode, VDConfig, VdError, VdResult};
@@ -96,7 +97,6 @@ pub struct ServerMachine {
     /// Outstanding commands over all devices (kept, not summed: it is read per completion).
     total_outstanding: usize,
     last_progress: Option<Instant>,
-    synthesized: VecDeque<Completion>,
     /// The abort came from the client: completions it published before aborting still count.
     aborted_by_peer: bool,
 }
@@ -114,7 +114,6 @@ impl ServerMachine {
             queue_capacity,
             total_outstanding: 0,
             last_progress: None,
-            synthesized: VecDeque::new(),
             aborted_by_peer: false,
         }
     }
@@ -458,9 +457,6 @@ impl ServerMachine {
 
     /// The next synthesized completion (abort, Close) for `device`, if any.
     pub fn poll_completion(&mut self, device: usize) -> Option<Completion> {
-        if let Some(pos) = self.synthesized.iter().position(|c| c.device == device) {
-            return self.synthesized.remove(pos);
-        }
         if matches!(self.state, ServerState::Abort | ServerState::Closed) {
             return self.synthesize_one(device);
         }
@@ -469,7 +465,7 @@ impl ServerMachine {
 
     /// Every synthesized completion, for Close's report.
     pub fn drain_completions(&mut self) -> Vec<Completion> {
-        let mut out: Vec<Completion> = self.synthesized.drain(..).collect();
+        let mut out = Vec::new();
         if matches!(self.state, ServerState::Abort | ServerState::Closed) {
             for device in 0..self.devices.len() {
                 while let Some(c) = self.synthesize_one(device) {
